@@ -1,0 +1,188 @@
+// The command line: a thin shell over the library. Only this file reads argv, handles signals and exits.
+import { parseArgs } from "node:util";
+import { ConfigError, loadConfig, type Config } from "./config.ts";
+import { createLogger } from "./log.ts";
+import { compileRouter } from "./router.ts";
+import { ListenError, startServer } from "./server.ts";
+import { VERSION } from "./version.ts";
+
+const HELP = `memproxy ${VERSION}: memory-routing proxy for AI coding tools, in front of LiteLLM.
+
+Usage:
+  memproxy [--config FILE] [--host H] [--port N] [--backend URL]
+  memproxy check --config FILE
+  memproxy explain [--config FILE] -H 'User-Agent: ...' [-H 'Name: value' ...]
+  memproxy --help | --version
+
+Commands:
+  (none)     run the proxy (the embedded default config when --config is not given)
+  check      validate a config file and summarise it; exit 1 with the problems if invalid
+  explain    print the routing decision for the given request headers, without a server
+
+Options:
+  -c, --config FILE   YAML config, shared with LiteLLM (user_id_mappings, litellm_backend_url, memproxy)
+      --host H        listen address (default 127.0.0.1)
+  -p, --port N        listen port (default 8764)
+      --backend URL   LiteLLM's URL (default http://127.0.0.1:8765)
+  -H, --header 'N: V' a request header, for explain (repeatable)
+  -h, --help          show this help
+  -v, --version       print the version
+`;
+
+/** Where the CLI writes; tests pass their own. */
+export interface CliIO {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+const processIO: CliIO = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+};
+
+class UsageError extends Error {}
+
+/**
+ * Runs memproxy's command line.
+ * @param argv the arguments after the executable.
+ * @returns the exit code (0 ok, 1 failure, 2 usage error).
+ */
+export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        config: { type: "string", short: "c" },
+        host: { type: "string" },
+        port: { type: "string", short: "p" },
+        backend: { type: "string" },
+        header: { type: "string", short: "H", multiple: true },
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "v" },
+      },
+    });
+  } catch (err) {
+    io.err(`memproxy: ${(err as Error).message}\nRun 'memproxy --help' for usage.\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return io.out(HELP), 0;
+  if (values.version) return io.out(`${VERSION}\n`), 0;
+  const [command = "run", ...rest] = positionals;
+  if (rest.length) return usage(io, `unexpected argument '${rest[0]}'`);
+
+  try {
+    switch (command) {
+      case "run":
+        return await run(await configWithOverrides(values), io);
+      case "check":
+        if (!values.config) return usage(io, "check needs --config FILE");
+        return check(await configWithOverrides(values), io);
+      case "explain":
+        return explain(await configWithOverrides(values), values.header ?? [], io);
+      default:
+        return usage(io, `unknown command '${command}'`);
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.err(`${err.problems.join("\n")}\nmemproxy: the configuration is invalid; nothing was started.\n`);
+      return 1;
+    }
+    if (err instanceof UsageError) return usage(io, err.message);
+    if (err instanceof ListenError) {
+      io.err(`memproxy: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+function usage(io: CliIO, message: string): number {
+  io.err(`memproxy: ${message}\nRun 'memproxy --help' for usage.\n`);
+  return 2;
+}
+
+async function configWithOverrides(values: { config?: string; host?: string; port?: string; backend?: string }): Promise<Config> {
+  const config = await loadConfig(values.config);
+  const listen = { ...config.listen };
+  if (values.host !== undefined) listen.host = values.host;
+  if (values.port !== undefined) {
+    if (!/^\d+$/.test(values.port) || Number(values.port) > 65535) throw new UsageError(`--port: expected a port number from 0 to 65535, got '${values.port}'`);
+    listen.port = Number(values.port);
+  }
+  let backends = config.backends;
+  if (values.backend !== undefined) {
+    let u: URL;
+    try {
+      u = new URL(values.backend);
+    } catch {
+      throw new UsageError(`--backend: expected an http:// or https:// URL, got '${values.backend}'`);
+    }
+    if (u.protocol !== "http:" && u.protocol !== "https:") throw new UsageError(`--backend: expected an http:// or https:// URL, got '${values.backend}'`);
+    backends = [values.backend.replace(/\/+$/, "")];
+  }
+  return { ...config, listen, backends };
+}
+
+async function run(config: Config, io: CliIO): Promise<number> {
+  const logger = createLogger();
+  const server = startServer(config, { logger });
+  logger.info(`memproxy ${VERSION} listening on ${server.url}`, {
+    url: server.url,
+    backend: config.backends.join(", "),
+    config: config.source,
+  });
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once("SIGINT", () => resolve("SIGINT"));
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+  });
+  logger.info(`received ${signal}, shutting down`);
+  // A second signal means: now.
+  const now = () => {
+    io.err("memproxy: second signal, exiting at once\n");
+    process.exit(1);
+  };
+  process.once("SIGINT", now);
+  process.once("SIGTERM", now);
+  await server.stop();
+  logger.info("stopped");
+  return 0;
+}
+
+function check(config: Config, io: CliIO): number {
+  const r = config.routing;
+  const lines = [
+    `${config.source}: OK`,
+    `  listen:           ${config.listen.host}:${config.listen.port}`,
+    `  backend:          ${config.backends.join(", ")}`,
+    `  custom header:    ${r.custom_header}`,
+    `  user id headers:  ${[config.forward.user_id_header, ...config.forward.also_send_user_id_as].join(", ")}`,
+    `  patterns:         ${r.header_patterns.length}`,
+    ...r.header_patterns.map((p, i) => `    [${i}] ${p.header} ~ ${JSON.stringify(p.pattern)} -> ${p.user_id}`),
+    `  default user id:  ${r.default_user_id}`,
+  ];
+  io.out(lines.join("\n") + "\n");
+  return 0;
+}
+
+function explain(config: Config, rawHeaders: string[], io: CliIO): number {
+  const headers = new Headers();
+  for (const h of rawHeaders) {
+    const colon = h.indexOf(":");
+    if (colon <= 0) throw new UsageError(`-H: expected 'Name: value', got '${h}'`);
+    try {
+      headers.append(h.slice(0, colon).trim(), h.slice(colon + 1).trim());
+    } catch {
+      throw new UsageError(`-H: not a valid header: '${h}'`);
+    }
+  }
+  const routed = compileRouter(config.routing)(headers);
+  if (!routed.ok) {
+    io.err(`memproxy: ${routed.rejection.message}\n`);
+    return 1;
+  }
+  io.out(JSON.stringify(routed.decision, null, 2) + "\n");
+  return 0;
+}

@@ -1,0 +1,262 @@
+// memproxy's configuration: the valibot schema (the single source of the type), YAML loading,
+// environment substitution and error messages that name the file, the path and the problem.
+import * as v from "valibot";
+import { parseDocument } from "yaml";
+import defaultConfigText from "./default-config.yaml" with { type: "text" };
+import { compilePattern } from "./pattern.ts";
+
+/** Name used for the embedded default config in messages. */
+export const EMBEDDED_CONFIG_NAME = "<embedded default config>";
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** What a user id may look like, whether configured or sent in the custom header. */
+export const USER_ID = /^[A-Za-z0-9._:@/-]{1,128}$/;
+
+const HeaderName = v.pipe(
+  v.string(),
+  v.regex(HEADER_NAME, (i) => `not a valid HTTP header name: ${JSON.stringify(i.input)}`),
+  v.toLowerCase(),
+);
+const UserId = v.pipe(
+  v.string(),
+  v.regex(USER_ID, (i) => `user id ${JSON.stringify(i.input)} must be 1-128 characters of A-Z a-z 0-9 . _ : @ / -`),
+);
+
+/** An integer, also given as a string (as it is after `${PORT}` substitution). */
+const Int = (min: number, max: number) =>
+  v.pipe(
+    v.union([v.number(), v.pipe(v.string(), v.trim(), v.regex(/^-?\d+$/), v.transform(Number))], (i) =>
+      `expected a whole number from ${min} to ${max}, got ${JSON.stringify(i.input)}`,
+    ),
+    v.integer((i) => `expected a whole number, got ${i.input}`),
+    v.minValue(min, (i) => `must be at least ${min}, got ${i.input}`),
+    v.maxValue(max, (i) => `must be at most ${max}, got ${i.input}`),
+  );
+
+const Bool = v.union([v.boolean(), v.pipe(v.picklist(["true", "false"]), v.transform((s) => s === "true"))], (i) =>
+  `expected true or false, got ${JSON.stringify(i.input)}`,
+);
+
+const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/;
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+/** A duration in seconds (a number) or with a unit ("500ms", "30s", "10m", "1h"); output in milliseconds. 0 means none. */
+const Duration = v.pipe(
+  v.union([v.pipe(v.number(), v.minValue(0)), v.pipe(v.string(), v.trim(), v.regex(DURATION))], (i) =>
+    `expected a duration such as 30, "30s", "10m" or "500ms", got ${JSON.stringify(i.input)}`,
+  ),
+  v.transform((d) => {
+    if (typeof d === "number") return Math.round(d * 1000);
+    const [, n, unit] = DURATION.exec(d)!;
+    return Math.round(Number(n) * UNIT_MS[(unit ?? "s") as keyof typeof UNIT_MS]);
+  }),
+);
+
+const BackendUrl = v.pipe(
+  v.string(),
+  v.trim(),
+  v.check((s) => {
+    try {
+      const u = new URL(s);
+      return (u.protocol === "http:" || u.protocol === "https:") && !u.search && !u.hash;
+    } catch {
+      return false;
+    }
+  }, (i) => `expected an http:// or https:// URL without query, got ${JSON.stringify(i.input)}`),
+  v.transform((s) => s.replace(/\/+$/, "")),
+);
+
+const PatternRule = v.strictObject({
+  header: v.optional(HeaderName, "user-agent"),
+  pattern: v.pipe(
+    v.string(),
+    v.check(
+      (p) => compilePattern(p).ok,
+      (i) => {
+        const r = compilePattern(String(i.input));
+        return r.ok ? "invalid regular expression" : `invalid regular expression: ${r.error}`;
+      },
+    ),
+  ),
+  user_id: UserId,
+});
+
+const UserIdMappings = v.strictObject({
+  custom_header: v.optional(HeaderName, "x-memory-user-id"),
+  header_patterns: v.optional(v.nullable(v.array(PatternRule)), []),
+  default_user_id: v.optional(UserId, "default-dev"),
+});
+
+const Listen = v.strictObject({
+  host: v.optional(v.pipe(v.string(), v.trim(), v.minLength(1, "must not be empty")), "127.0.0.1"),
+  port: v.optional(Int(0, 65535), 8764),
+});
+
+const Forward = v.strictObject({
+  /** Header that carries the decided user id to the backend. */
+  user_id_header: v.optional(HeaderName, "x-sm-user-id"),
+  /** Further headers that get the same id, e.g. x-litellm-end-user-id for LiteLLM's spend tracking. */
+  also_send_user_id_as: v.optional(v.array(HeaderName), []),
+  /** Longest wait for the backend's response head. */
+  first_byte_timeout: v.optional(Duration, 600_000),
+  /** Longest silence inside a response body once it started; 0 means no limit. */
+  stream_idle_timeout: v.optional(Duration, 900_000),
+  /** Timeout of the backend liveness check behind GET /health. */
+  health_timeout: v.optional(Duration, 2_000),
+});
+
+const MemproxySection = v.strictObject({
+  listen: v.optional(Listen, {}),
+  forward: v.optional(Forward, {}),
+});
+
+/** memproxy's view of the shared file: its own keys strictly, LiteLLM's keys (model_list, ...) left alone. */
+export const ConfigSchema = v.looseObject({
+  user_id_mappings: v.optional(UserIdMappings, {}),
+  litellm_backend_url: v.optional(
+    v.union([BackendUrl, v.pipe(v.array(BackendUrl), v.minLength(1, "needs at least one URL"))], (i) =>
+      `expected a URL or a list of URLs, got ${JSON.stringify(i.input)}`,
+    ),
+    "http://127.0.0.1:8765",
+  ),
+  memproxy: v.optional(MemproxySection, {}),
+});
+
+export type ConfigFile = v.InferOutput<typeof ConfigSchema>;
+export type RoutingConfig = ConfigFile["user_id_mappings"];
+export type PatternRuleConfig = RoutingConfig["header_patterns"] extends (infer T)[] | null ? T : never;
+export type ForwardConfig = ConfigFile["memproxy"]["forward"];
+
+/** The loaded configuration: the validated file plus where it came from. */
+export interface Config {
+  /** File path, or EMBEDDED_CONFIG_NAME. */
+  readonly source: string;
+  readonly routing: RoutingConfig & { header_patterns: PatternRuleConfig[] };
+  readonly backends: string[];
+  readonly listen: ConfigFile["memproxy"]["listen"];
+  readonly forward: ForwardConfig;
+}
+
+/** A configuration that cannot be used; `problems` are full lines, `file: path: message`. */
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
+    super(problems.join("\n"));
+    this.name = "ConfigError";
+  }
+}
+
+/** Top-level keys whose values belong to memproxy and get environment substitution. */
+const OWN_KEYS = ["user_id_mappings", "litellm_backend_url", "memproxy"] as const;
+
+type PathItem = string | number;
+function formatPath(path: readonly PathItem[]): string {
+  let out = "";
+  for (const p of path) out += typeof p === "number" ? `[${p}]` : out ? `.${p}` : p;
+  return out || "(top level)";
+}
+
+const ENV_WHOLE = /^os\.environ\/([A-Za-z_][A-Za-z0-9_]*)$/;
+const ENV_INLINE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Replaces `os.environ/NAME` (whole value) and `${NAME}` / `${NAME:-default}` in every string below `value`. */
+function substituteEnv(
+  value: unknown,
+  path: PathItem[],
+  env: Record<string, string | undefined>,
+  problems: string[],
+): unknown {
+  if (typeof value === "string") {
+    const whole = ENV_WHOLE.exec(value);
+    if (whole) {
+      const got = env[whole[1]!];
+      if (got === undefined) problems.push(`${formatPath(path)}: environment variable ${whole[1]} is not set`);
+      return got ?? value;
+    }
+    return value.replace(ENV_INLINE, (m, name: string, fallback: string | undefined) => {
+      const got = env[name];
+      if (got !== undefined && (got !== "" || fallback === undefined)) return got;
+      if (fallback !== undefined) return fallback;
+      problems.push(`${formatPath(path)}: environment variable ${name} is not set`);
+      return m;
+    });
+  }
+  if (Array.isArray(value)) return value.map((item, i) => substituteEnv(item, [...path, i], env, problems));
+  if (value && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [k, item] of Object.entries(value)) out[k] = substituteEnv(item, [...path, k], env, problems);
+    return out;
+  }
+  return value;
+}
+
+function issueLine(issue: v.BaseIssue<unknown>): string {
+  const path = (issue.path ?? []).map((p) => p.key as PathItem);
+  if (issue.type === "strict_object" && path.length) {
+    return `${formatPath(path)}: unknown setting ${JSON.stringify(path.at(-1))}`;
+  }
+  return `${formatPath(path)}: ${issue.message}`;
+}
+
+/**
+ * Parses and validates configuration text.
+ * @param text YAML text; an empty document means all defaults.
+ * @param source the file name used in messages.
+ * @param env environment for substitution (defaults to process.env).
+ * @returns the configuration; throws ConfigError listing every problem.
+ */
+export function parseConfig(text: string, source: string, env = process.env): Config {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length) {
+    throw new ConfigError(source, doc.errors.map((e) => `${source}: invalid YAML: ${e.message.split("\n")[0]}`));
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  if (typeof raw !== "object" || Array.isArray(raw)) {
+    throw new ConfigError(source, [`${source}: (top level): expected a mapping of settings`]);
+  }
+  const problems: string[] = [];
+  const data: Record<string, unknown> = { ...(raw as Record<string, unknown>) };
+  for (const key of OWN_KEYS) {
+    if (data[key] !== undefined && data[key] !== null) data[key] = substituteEnv(data[key], [key], env, problems);
+    else delete data[key];
+  }
+  const result = v.safeParse(ConfigSchema, data, { abortEarly: false });
+  if (!result.success) {
+    // A value whose variable is missing was already reported; its type error would only repeat it.
+    const reported = new Set(problems.map((p) => p.slice(0, p.indexOf(": "))));
+    for (const line of result.issues.map(issueLine)) {
+      if (!reported.has(line.slice(0, line.indexOf(": ")))) problems.push(line);
+    }
+  }
+  if (problems.length || !result.success) throw new ConfigError(source, problems.map((p) => `${source}: ${p}`));
+  const out = result.output;
+  const backends = Array.isArray(out.litellm_backend_url) ? out.litellm_backend_url : [out.litellm_backend_url];
+  return {
+    source,
+    routing: { ...out.user_id_mappings, header_patterns: out.user_id_mappings.header_patterns ?? [] },
+    backends,
+    listen: out.memproxy.listen,
+    forward: out.memproxy.forward,
+  };
+}
+
+/**
+ * Loads the configuration from a file, or the embedded default when `path` is undefined.
+ * @returns the configuration; throws ConfigError (also for a missing or unreadable file).
+ */
+export async function loadConfig(path?: string, env = process.env): Promise<Config> {
+  if (path === undefined) return parseConfig(defaultConfigText, EMBEDDED_CONFIG_NAME, env);
+  let text: string;
+  try {
+    text = await Bun.file(path).text();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? "file not found" : code === "EISDIR" ? "is a directory" : String(err);
+    throw new ConfigError(path, [`${path}: cannot read config: ${why} (pass an existing YAML file to --config)`]);
+  }
+  return parseConfig(text, path, env);
+}
+
+/** The embedded default configuration's text (what `memproxy` uses without --config). */
+export const DEFAULT_CONFIG_TEXT: string = defaultConfigText;

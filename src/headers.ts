@@ -1,0 +1,77 @@
+// Header rules for forwarding: hop-by-hop removal, the injected user id, and redaction for display.
+
+/**
+ * Hop-by-hop headers (RFC 9110 section 7.6.1, plus the legacy Keep-Alive and Proxy-Connection):
+ * they describe one connection and must not be forwarded by a proxy in either direction.
+ */
+const HOP_BY_HOP = [
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+];
+
+function dropHopByHop(headers: Headers): void {
+  // Names listed in Connection are hop-by-hop for this message too.
+  const listed = headers.get("connection");
+  if (listed) for (const name of listed.split(",")) if (name.trim()) headers.delete(name.trim());
+  for (const name of HOP_BY_HOP) headers.delete(name);
+}
+
+/** What the backend receives besides the client's own end-to-end headers. */
+export interface InjectedHeaders {
+  /** Header names that carry the user id (the first is the memory header, e.g. x-sm-user-id). */
+  userIdHeaders: readonly string[];
+  userId: string;
+}
+
+/**
+ * Builds the backend request's headers from the client's: hop-by-hop and Host dropped, every
+ * client-sent copy of an injected header removed (a client must never pick its own memory), and
+ * the decided user id set.
+ */
+export function backendRequestHeaders(client: Headers, inject: InjectedHeaders): Headers {
+  const out = new Headers(client);
+  dropHopByHop(out);
+  out.delete("host");
+  out.delete("expect");
+  // Ask for an identity body: on loopback compression only costs time, and compressing servers
+  // have buffered SSE streams. A backend that compresses anyway is decoded by fetch.
+  out.set("accept-encoding", "identity");
+  for (const name of inject.userIdHeaders) out.set(name, inject.userId);
+  return out;
+}
+
+/**
+ * Builds the client response's headers from the backend's. fetch() decoded a compressed body but
+ * kept Content-Encoding and Content-Length, which would now describe bytes the client never gets.
+ */
+export function clientResponseHeaders(backend: Headers): Headers {
+  const out = new Headers(backend);
+  dropHopByHop(out);
+  if (out.has("content-encoding")) {
+    out.delete("content-encoding");
+    out.delete("content-length");
+  }
+  return out;
+}
+
+const SECRET_NAMES = new Set(["authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie"]);
+const SECRET_LIKE = /key|token|secret|passw|auth|credential|session|cookie|signature/i;
+
+/** True when a header's value must never be shown or logged. */
+export function isSecretHeader(name: string): boolean {
+  return SECRET_NAMES.has(name) || SECRET_LIKE.test(name);
+}
+
+/** The headers as a plain object, with secret values replaced by "[redacted]". */
+export function redactedHeaders(headers: Headers): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of headers) out[name] = isSecretHeader(name) ? "[redacted]" : value;
+  return out;
+}

@@ -1,0 +1,87 @@
+// The MemoryRouter: a pure function from request headers to the user id whose memory a request uses.
+import { USER_ID, type PatternRuleConfig, type RoutingConfig } from "./config.ts";
+import { compilePattern } from "./pattern.ts";
+
+/** The routing decision, shaped as the original design's `determine_user_id` result. */
+export interface RoutingDecision {
+  user_id: string;
+  /** The rule that matched, as configured; null for the custom header or the default. */
+  matched_pattern: PatternRuleConfig | null;
+  custom_header_present: boolean;
+  is_default: boolean;
+}
+
+/** Why a request cannot be routed: the custom header's value is not an acceptable user id. */
+export interface RoutingRejection {
+  status: 400;
+  message: string;
+}
+
+export type RoutingResult = { ok: true; decision: RoutingDecision } | { ok: false; rejection: RoutingRejection };
+
+/** Anything with a case-insensitive `get`, such as `Headers`. */
+export interface HeaderSource {
+  get(name: string): string | null;
+}
+
+/** A compiled router: call it with the request headers. */
+export type Router = (headers: HeaderSource) => RoutingResult;
+
+/**
+ * Compiles the routing rules once. Patterns were validated with the config; a bad one throws here.
+ * @param config the `user_id_mappings` section.
+ * @returns the router: custom header > patterns in order (first match wins) > default user id.
+ */
+export function compileRouter(config: RoutingConfig & { header_patterns: PatternRuleConfig[] }): Router {
+  const customHeader = config.custom_header;
+  const rules = config.header_patterns.map((rule, i) => {
+    const compiled = compilePattern(rule.pattern);
+    if (!compiled.ok) throw new TypeError(`header_patterns[${i}].pattern: invalid regular expression: ${compiled.error}`);
+    return { header: rule.header, regex: compiled.regex, rule: Object.freeze({ ...rule }) };
+  });
+  const fallback: RoutingResult = Object.freeze({
+    ok: true,
+    decision: Object.freeze({
+      user_id: config.default_user_id,
+      matched_pattern: null,
+      custom_header_present: false,
+      is_default: true,
+    }),
+  }) as RoutingResult;
+  const matches: RoutingResult[] = rules.map(({ rule }) => ({
+    ok: true,
+    decision: { user_id: rule.user_id, matched_pattern: rule, custom_header_present: false, is_default: false },
+  }));
+
+  return (headers) => {
+    const explicit = headers.get(customHeader);
+    if (explicit !== null) {
+      if (!USER_ID.test(explicit)) {
+        return {
+          ok: false,
+          rejection: {
+            status: 400,
+            message: `Invalid ${customHeader} header: the user id must be 1-128 characters of A-Z a-z 0-9 . _ : @ / - (got ${describe(explicit)})`,
+          },
+        };
+      }
+      return {
+        ok: true,
+        decision: { user_id: explicit, matched_pattern: null, custom_header_present: true, is_default: false },
+      };
+    }
+    for (let i = 0; i < rules.length; i++) {
+      const value = headers.get(rules[i]!.header);
+      if (value !== null && rules[i]!.regex.test(value)) return matches[i]!;
+    }
+    return fallback;
+  };
+}
+
+/** Describes a rejected value without echoing it whole: it may be long or hold control characters. */
+function describe(value: string): string {
+  if (value.length === 0) return "an empty value";
+  if (value.length > 128) return `${value.length} characters`;
+  const printable = /^[\x20-\x7e]*$/.test(value);
+  return printable ? JSON.stringify(value) : "a value with non-printable characters";
+}
