@@ -13,7 +13,7 @@
 set -euo pipefail
 
 # Pinned. 1.110.x cannot be installed: its [proxy] extra requires `litellm-proxy==1.110.x`, which is not on PyPI.
-LITELLM_VERSION="${LITELLM_VERSION:-1.109.3}"
+LITELLM_VERSION="${LITELLM_VERSION:-1.108.7}"
 CACHE_DIR="${MEMPROXY_CACHE_DIR:-${HOME:?HOME is not set}/.cache/memproxy}"
 PYTHON="${PYTHON:-python3}"
 
@@ -30,7 +30,8 @@ MARKER="$BASE/.installed"
 # True when the venv holds the pinned version and the proxy's entry point imports.
 is_ready() {
   [[ -f "$MARKER" && -x "$BIN" && -x "$VENV/bin/python" ]] || return 1
-  "$VENV/bin/python" - "$LITELLM_VERSION" >/dev/null 2>&1 <<'PY'
+  # LITELLM_LOCAL_MODEL_COST_MAP: importing litellm otherwise fetches its cost map from GitHub (with retries).
+  LITELLM_LOCAL_MODEL_COST_MAP=True "$VENV/bin/python" - "$LITELLM_VERSION" >/dev/null 2>&1 <<'PY'
 import sys, importlib.metadata as md
 assert md.version("litellm") == sys.argv[1]
 import litellm.proxy.proxy_cli  # the module behind the `litellm` command
@@ -70,7 +71,7 @@ fi
 
 touch "$MARKER"
 if ! is_ready; then
-  "$VENV/bin/python" -c 'import litellm.proxy.proxy_cli' >&2 || true
+  LITELLM_LOCAL_MODEL_COST_MAP=True "$VENV/bin/python" -c 'import litellm.proxy.proxy_cli' >&2 || true
   rm -rf "$VENV" "$MARKER"
   die "litellm $LITELLM_VERSION installed but does not import (see traceback above)"
 fi

@@ -40,9 +40,12 @@ const Bool = v.union([v.boolean(), v.pipe(v.picklist(["true", "false"]), v.trans
 const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/;
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
 /** A duration in seconds (a number) or with a unit ("500ms", "30s", "10m", "1h"); output in milliseconds. 0 means none. */
+const durationMessage = (i: { input: unknown }) =>
+  `expected a duration such as 30, "30s", "10m" or "500ms", got ${JSON.stringify(i.input)}`;
 const Duration = v.pipe(
-  v.union([v.pipe(v.number(), v.minValue(0)), v.pipe(v.string(), v.trim(), v.regex(DURATION))], (i) =>
-    `expected a duration such as 30, "30s", "10m" or "500ms", got ${JSON.stringify(i.input)}`,
+  v.union(
+    [v.pipe(v.number(), v.minValue(0, durationMessage)), v.pipe(v.string(), v.trim(), v.regex(DURATION, durationMessage))],
+    durationMessage,
   ),
   v.transform((d) => {
     if (typeof d === "number") return Math.round(d * 1000);
@@ -97,11 +100,11 @@ const Forward = v.strictObject({
   /** Further headers that get the same id, e.g. x-litellm-end-user-id for LiteLLM's spend tracking. */
   also_send_user_id_as: v.optional(v.array(HeaderName), []),
   /** Longest wait for the backend's response head. */
-  first_byte_timeout: v.optional(Duration, 600_000),
+  first_byte_timeout: v.optional(Duration, 600),
   /** Longest silence inside a response body once it started; 0 means no limit. */
-  stream_idle_timeout: v.optional(Duration, 900_000),
+  stream_idle_timeout: v.optional(Duration, 900),
   /** Timeout of the backend liveness check behind GET /health. */
-  health_timeout: v.optional(Duration, 2_000),
+  health_timeout: v.optional(Duration, 2),
 });
 
 const MemproxySection = v.strictObject({

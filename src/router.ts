@@ -48,9 +48,9 @@ export function compileRouter(config: RoutingConfig & { header_patterns: Pattern
       is_default: true,
     }),
   }) as RoutingResult;
-  const matches: RoutingResult[] = rules.map(({ rule }) => ({
+  const matches: RoutingResult[] = rules.map(({ rule }) => Object.freeze({
     ok: true,
-    decision: { user_id: rule.user_id, matched_pattern: rule, custom_header_present: false, is_default: false },
+    decision: Object.freeze({ user_id: rule.user_id, matched_pattern: rule, custom_header_present: false, is_default: false }),
   }));
 
   return (headers) => {

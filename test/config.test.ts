@@ -1,0 +1,169 @@
+import { describe, expect, test } from "bun:test";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConfigError, loadConfig, parseConfig } from "../src/config.ts";
+import { compileRouter } from "../src/router.ts";
+
+const problems = (yaml: string, env: Record<string, string> = {}) => {
+  try {
+    parseConfig(yaml, "config.yaml", env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error("expected a ConfigError");
+};
+
+describe("the original design's config", () => {
+  test("loads unchanged, next to LiteLLM's own keys", () => {
+    const c = parseConfig(
+      `
+model_list:
+  - model_name: gpt-4o
+    litellm_params:
+      model: openai/gpt-4o
+      api_key: os.environ/OPENAI_API_KEY_THAT_IS_NOT_SET
+general_settings:
+  master_key: sk-1234
+  forward_client_headers_to_llm_api: true
+litellm_settings:
+  set_verbose: true
+router_settings:
+  routing_strategy: simple-shuffle
+user_id_mappings:
+  custom_header: "x-memory-user-id"
+  header_patterns:
+    - header: "user-agent"
+      pattern: "OpenAIClientImpl/Java"
+      user_id: "pycharm-ai"
+  default_user_id: "default-dev"
+litellm_backend_url: "http://localhost:8765"
+`,
+      "config.yaml",
+      {},
+    );
+    expect(c.backends).toEqual(["http://localhost:8765"]);
+    expect(c.routing.header_patterns).toEqual([{ header: "user-agent", pattern: "OpenAIClientImpl/Java", user_id: "pycharm-ai" }]);
+    expect(c.listen).toEqual({ host: "127.0.0.1", port: 8764 });
+  });
+
+  test("an empty file means every default", () => {
+    const c = parseConfig("", "empty.yaml", {});
+    expect(c.routing).toEqual({ custom_header: "x-memory-user-id", header_patterns: [], default_user_id: "default-dev" });
+    expect(c.backends).toEqual(["http://127.0.0.1:8765"]);
+    expect(c.forward.user_id_header).toBe("x-sm-user-id");
+    expect(c.forward.first_byte_timeout).toBe(600_000);
+  });
+});
+
+describe("errors name the file, the path and the problem", () => {
+  test("an invalid regular expression", () => {
+    const p = problems(`
+user_id_mappings:
+  header_patterns:
+    - {pattern: "a", user_id: a}
+    - {pattern: "b", user_id: b}
+    - {pattern: "(", user_id: c}
+`);
+    expect(p).toHaveLength(1);
+    expect(p[0]).toMatch(/^config\.yaml: user_id_mappings\.header_patterns\[2\]\.pattern: invalid regular expression: /);
+  });
+
+  test("every problem is listed, not only the first", () => {
+    const p = problems(`
+user_id_mappings:
+  custom_header: "bad header"
+  default_user_id: "has space"
+  header_patterns:
+    - {pattern: "x", user_id: x, extra: 1}
+litellm_backend_url: "ftp://nope"
+memproxy:
+  listen: {port: 70000}
+  forward: {first_byte_timeout: "soon"}
+  typo_section: {}
+`);
+    expect(p).toEqual([
+      expect.stringMatching(/^config\.yaml: user_id_mappings\.custom_header: not a valid HTTP header name/),
+      expect.stringMatching(/^config\.yaml: user_id_mappings\.header_patterns\[0\]\.extra: unknown setting "extra"/),
+      expect.stringMatching(/^config\.yaml: user_id_mappings\.default_user_id: user id "has space" must be/),
+      expect.stringMatching(/^config\.yaml: litellm_backend_url: expected a URL/),
+      expect.stringMatching(/^config\.yaml: memproxy\.listen\.port: must be at most 65535/),
+      expect.stringMatching(/^config\.yaml: memproxy\.forward\.first_byte_timeout: expected a duration/),
+      expect.stringMatching(/^config\.yaml: memproxy\.typo_section: unknown setting "typo_section"/),
+    ]);
+  });
+
+  test("broken YAML", () => {
+    expect(problems("user_id_mappings: [\n")[0]).toMatch(/^config\.yaml: invalid YAML: /);
+    expect(problems("- a\n- b\n")[0]).toBe("config.yaml: (top level): expected a mapping of settings");
+  });
+
+  test("a missing file says so and what to do", async () => {
+    const err = await loadConfig("/nonexistent/memproxy.yaml").catch((e) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.message).toContain("/nonexistent/memproxy.yaml: cannot read config: file not found");
+  });
+});
+
+describe("environment substitution", () => {
+  test("os.environ/NAME and ${NAME} in memproxy's own values", () => {
+    const c = parseConfig(
+      `
+litellm_backend_url: os.environ/BACKEND
+user_id_mappings:
+  default_user_id: "dev-\${USER_NAME}"
+memproxy:
+  listen: {port: "\${PORT}", host: "\${HOST:-127.0.0.1}"}
+`,
+      "c.yaml",
+      { BACKEND: "http://10.0.0.5:4000/", USER_NAME: "ana", PORT: "9000" },
+    );
+    expect(c.backends).toEqual(["http://10.0.0.5:4000"]);
+    expect(c.routing.default_user_id).toBe("dev-ana");
+    expect(c.listen).toEqual({ port: 9000, host: "127.0.0.1" });
+  });
+
+  test("a missing variable in memproxy's values is an error naming it, once", () => {
+    expect(problems(`memproxy:\n  listen: {port: "\${NOPE_PORT}"}\nlitellm_backend_url: os.environ/NOPE_URL\n`)).toEqual([
+      "config.yaml: litellm_backend_url: environment variable NOPE_URL is not set",
+      "config.yaml: memproxy.listen.port: environment variable NOPE_PORT is not set",
+    ]);
+  });
+
+  test("LiteLLM's values are left alone", () => {
+    expect(() => parseConfig(`model_list:\n  - litellm_params: {api_key: os.environ/NOPE, x: "\${NOPE}"}\n`, "c.yaml", {})).not.toThrow();
+  });
+});
+
+describe("the embedded default config", () => {
+  test("listens on loopback 8764, forwards to 127.0.0.1:8765, and recognises the real clients", async () => {
+    const c = await loadConfig(undefined, {});
+    expect(c.listen).toEqual({ host: "127.0.0.1", port: 8764 });
+    expect(c.backends).toEqual(["http://127.0.0.1:8765"]);
+    const route = compileRouter(c.routing);
+    const id = (ua: string, extra: Record<string, string> = {}) => {
+      const r = route(new Headers({ "user-agent": ua, ...extra }));
+      return r.ok ? r.decision.user_id : r.rejection.message;
+    };
+    expect(id("claude-cli/2.1.197 (external, sdk-cli)")).toBe("claude-cli");
+    expect(id("claude-cli/2.1.197 (external, claude-vscode)")).toBe("claude-cli");
+    expect(id("Claude Code/1.0")).toBe("claude-cli");
+    expect(id("OpenAIClientImpl/Java 2.10.0")).toBe("pycharm-ai");
+    expect(id("vscode/1.96.0")).toBe("vscode-copilot");
+    expect(id("codex_cli_rs/0.46.0 (Linux; x86_64)")).toBe("codex");
+    expect(id("something", { originator: "codex_cli_rs" })).toBe("codex");
+    expect(id("OpenAI/Python 1.99.0")).toBe("openai-python");
+    expect(id("AsyncOpenAI/Python 1.99.0")).toBe("openai-python");
+    expect(id("OpenAI/JS 6.49.0")).toBe("openai-js");
+    expect(id("Anthropic/Python 0.70.0")).toBe("anthropic-python");
+    expect(id("Anthropic/JS 0.60.0")).toBe("anthropic-js");
+    expect(id("curl/8.0")).toBe("default-dev");
+  });
+
+  test("config.example.yaml is a valid memproxy config", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "memproxy-cfg-"));
+    writeFileSync(join(dir, "ok.yaml"), "litellm_backend_url: http://127.0.0.1:4000\n");
+    expect((await loadConfig(join(dir, "ok.yaml"), {})).backends).toEqual(["http://127.0.0.1:4000"]);
+  });
+});
