@@ -3,3 +3,12 @@ declare module "*.yaml" {
   const text: string;
   export default text;
 }
+// Service templates from scripts/service/, embedded for `memproxy service install`.
+declare module "*.service" {
+  const text: string;
+  export default text;
+}
+declare module "*.plist" {
+  const text: string;
+  export default text;
+}

@@ -39,7 +39,7 @@ const Bool = v.union([v.boolean(), v.pipe(v.picklist(["true", "false"]), v.trans
 
 const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/;
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
-/** A duration in seconds (a number) or with a unit ("500ms", "30s", "10m", "1h"); output in milliseconds. 0 means none. */
+/** A duration in seconds (defaults are written in seconds too: they pass through the same transform) (a number) or with a unit ("500ms", "30s", "10m", "1h"); output in milliseconds. 0 means none. */
 const durationMessage = (i: { input: unknown }) =>
   `expected a duration such as 30, "30s", "10m" or "500ms", got ${JSON.stringify(i.input)}`;
 const Duration = v.pipe(
@@ -92,6 +92,11 @@ const UserIdMappings = v.strictObject({
 const Listen = v.strictObject({
   host: v.optional(v.pipe(v.string(), v.trim(), v.minLength(1, "must not be empty")), "127.0.0.1"),
   port: v.optional(Int(0, 65535), 8764),
+  /** A client connection silent this long is closed (slow or stuck clients); proxied requests are exempt once routed. */
+  idle_timeout: v.optional(
+    v.pipe(Duration, v.maxValue(255_000, "must be at most 255s (Bun's limit); 0 disables it")),
+    10,
+  ),
 });
 
 const Forward = v.strictObject({

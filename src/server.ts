@@ -94,6 +94,7 @@ export function startServer(config: Config, options: { logger?: Logger } = {}): 
       hostname: config.listen.host,
       port: config.listen.port,
       development: false,
+      idleTimeout: Math.ceil(config.listen.idle_timeout / 1000),
       // Large request bodies (images) stream through; the limit is only a guard.
       maxRequestBodySize: 1024 * 1024 * 1024,
       async fetch(req, srv) {

@@ -45,7 +45,7 @@ litellm_backend_url: "http://localhost:8765"
     );
     expect(c.backends).toEqual(["http://localhost:8765"]);
     expect(c.routing.header_patterns).toEqual([{ header: "user-agent", pattern: "OpenAIClientImpl/Java", user_id: "pycharm-ai" }]);
-    expect(c.listen).toEqual({ host: "127.0.0.1", port: 8764 });
+    expect(c.listen).toEqual({ host: "127.0.0.1", port: 8764, idle_timeout: 10_000 });
   });
 
   test("an empty file means every default", () => {
@@ -121,7 +121,7 @@ memproxy:
     );
     expect(c.backends).toEqual(["http://10.0.0.5:4000"]);
     expect(c.routing.default_user_id).toBe("dev-ana");
-    expect(c.listen).toEqual({ port: 9000, host: "127.0.0.1" });
+    expect(c.listen).toMatchObject({ port: 9000, host: "127.0.0.1" });
   });
 
   test("a missing variable in memproxy's values is an error naming it, once", () => {
@@ -139,7 +139,7 @@ memproxy:
 describe("the embedded default config", () => {
   test("listens on loopback 8764, forwards to 127.0.0.1:8765, and recognises the real clients", async () => {
     const c = await loadConfig(undefined, {});
-    expect(c.listen).toEqual({ host: "127.0.0.1", port: 8764 });
+    expect(c.listen).toEqual({ host: "127.0.0.1", port: 8764, idle_timeout: 10_000 });
     expect(c.backends).toEqual(["http://127.0.0.1:8765"]);
     const route = compileRouter(c.routing);
     const id = (ua: string, extra: Record<string, string> = {}) => {

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { manualStream, startBackend, textReader } from "./support/backend.ts";
+import { manualStream, readJson, startBackend, textReader } from "./support/backend.ts";
 import { startProxy } from "./support/memproxy.ts";
 
 const CONFIG = (backend: string, extra = "") => `
@@ -43,7 +43,7 @@ describe("forwarding", () => {
     expect(got.path).toBe(path);
     expect(new TextDecoder().decode(got.body)).toBe(body ?? "");
     expect(got.headers.get("x-sm-user-id")).toBe("claude-cli");
-    expect((await res.json()).path).toBe(path);
+    expect((await readJson(res)).path).toBe(path);
   });
 
   test("HEAD / (Claude Code's probe) is forwarded", async () => {
@@ -97,7 +97,7 @@ describe("forwarding", () => {
     const res = await fetch(proxy.url + "/v1/chat/completions", { method: "POST", body: "{}", headers: { "x-memory-user-id": "x".repeat(200) } });
     expect(res.status).toBe(400);
     expect(res.headers.get("content-type")).toBe("application/json");
-    const err = await res.json();
+    const err = await readJson(res);
     expect(err.error).toMatchObject({ type: "invalid_request_error", code: "invalid_user_id", param: null });
     expect(err.error.message).toContain("x-memory-user-id");
     expect(backend.received.length).toBe(before);
@@ -237,7 +237,7 @@ describe("backend failures before the first byte", () => {
     await using p = startProxy(CONFIG(url));
     const res = await fetch(p.url + "/v1/chat/completions", { method: "POST", body: "{}" });
     expect(res.status).toBe(502);
-    const body = await res.json();
+    const body = await readJson(res);
     expect(body.error).toMatchObject({ type: "server_error", code: "backend_unreachable", param: null });
     expect(body.error.message).toContain(url);
   });
@@ -247,7 +247,7 @@ describe("backend failures before the first byte", () => {
     await using p = startProxy(CONFIG(b.url, "    first_byte_timeout: 300ms"));
     const res = await fetch(p.url + "/v1/chat/completions", { method: "POST", body: "{}" });
     expect(res.status).toBe(504);
-    const body = await res.json();
+    const body = await readJson(res);
     expect(body.error.code).toBe("backend_timeout");
     expect(body.error.message).toContain(b.url);
   });

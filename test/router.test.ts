@@ -56,7 +56,7 @@ describe("router priority", () => {
     expect(decide({ "user-agent": "curl/8.0" }).is_default).toBe(true);
   });
 
-  test("the original "Claude Code/.*" rule does not match the real Claude Code (FIELD-NOTES)", () => {
+  test("the original \"Claude Code/.*\" rule does not match the real Claude Code (FIELD-NOTES)", () => {
     expect(decide({ "user-agent": "claude-cli/2.1.197 (external, sdk-cli)" }).is_default).toBe(true);
   });
 });

@@ -122,3 +122,6 @@ export function textReader(res: Response) {
     cancel: () => reader.cancel(),
   };
 }
+
+/** A response's JSON body, typed loosely for assertions. */
+export const readJson = (res: Response): Promise<any> => res.json();

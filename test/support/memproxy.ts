@@ -10,7 +10,7 @@ const ROOT = join(import.meta.dir, "..", "..");
 /** Starts memproxy in this process on 127.0.0.1, port 0, from YAML text (backend URL substituted by the caller). */
 export function startProxy(yaml: string, env: Record<string, string | undefined> = process.env): ServerHandle & AsyncDisposable {
   const config = parseConfig(yaml, "test.yaml", env);
-  const handle = startServer({ ...config, listen: { host: "127.0.0.1", port: 0 } });
+  const handle = startServer({ ...config, listen: { ...config.listen, host: "127.0.0.1", port: 0 } });
   return Object.assign(handle, { [Symbol.asyncDispose]: () => handle.stop(0) });
 }
 

@@ -1,0 +1,129 @@
+// The compiled executable, driven as a user would.
+import { beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pkg from "../package.json" with { type: "json" };
+import { startBackend } from "./support/backend.ts";
+import { compiledBinary, spawnMemproxy } from "./support/memproxy.ts";
+
+let bin: string;
+const dir = mkdtempSync(join(tmpdir(), "memproxy-cli-"));
+const file = (name: string, text: string) => {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+};
+/** Runs the binary to completion. */
+async function run(args: string[], env: Record<string, string> = {}) {
+  const proc = Bun.spawn([bin, ...args], { cwd: dir, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+  return { stdout, stderr, code };
+}
+
+beforeAll(async () => {
+  bin = await compiledBinary();
+});
+
+describe("memproxy (compiled)", () => {
+  test("--version prints the package version; --help the usage", async () => {
+    expect(await run(["--version"])).toEqual({ stdout: `${pkg.version}\n`, stderr: "", code: 0 });
+    const help = await run(["--help"]);
+    expect(help.code).toBe(0);
+    for (const word of ["--config", "--host", "--port", "--backend", "check", "explain"]) expect(help.stdout).toContain(word);
+  });
+
+  test("an unknown option is a usage error", async () => {
+    const r = await run(["--bogus"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("--bogus");
+  });
+
+  test("check: a valid shared config is summarised", async () => {
+    const path = file(
+      "ok.yaml",
+      `model_list:\n  - model_name: x\n    litellm_params: {model: openai/x, api_key: os.environ/UNSET_KEY_FOR_TEST}\n` +
+        `user_id_mappings:\n  header_patterns:\n    - {header: user-agent, pattern: "OpenAIClientImpl/Java", user_id: pycharm-ai}\n` +
+        `litellm_backend_url: http://127.0.0.1:4000\n`,
+    );
+    const r = await run(["check", "--config", path]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`${path}: OK`);
+    expect(r.stdout).toContain("http://127.0.0.1:4000");
+    expect(r.stdout).toContain('user-agent ~ "OpenAIClientImpl/Java" -> pycharm-ai');
+  });
+
+  test("check: an invalid config lists every problem with file and path, exit 1", async () => {
+    const path = file("bad.yaml", `user_id_mappings:\n  header_patterns:\n    - {pattern: "ok", user_id: a}\n    - {pattern: "[", user_id: b}\nmemproxy:\n  listen: {port: -1}\n`);
+    const r = await run(["check", "--config", path]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain(`${path}: user_id_mappings.header_patterns[1].pattern: invalid regular expression`);
+    expect(r.stderr).toContain(`${path}: memproxy.listen.port: must be at least 0`);
+  });
+
+  test("a bad config stops the server from starting", async () => {
+    const path = file("bad2.yaml", `litellm_backend_url: os.environ/MEMPROXY_TEST_UNSET_URL\n`);
+    const r = await run(["--config", path, "--port", "0"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${path}: litellm_backend_url: environment variable MEMPROXY_TEST_UNSET_URL is not set`);
+    expect(r.stdout).not.toContain("listening");
+  });
+
+  test("explain prints the routing decision without a server", async () => {
+    const r = await run(["explain", "-H", "User-Agent: claude-cli/2.1.197 (external, cli)"]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ user_id: "claude-cli", custom_header_present: false, is_default: false });
+    const custom = await run(["explain", "-H", "User-Agent: claude-cli/2", "-H", "x-memory-user-id: proj-x"]);
+    expect(JSON.parse(custom.stdout)).toMatchObject({ user_id: "proj-x", custom_header_present: true });
+    const bad = await run(["explain", "-H", "x-memory-user-id: has space"]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("x-memory-user-id");
+  });
+
+  test("runs on the embedded default config, forwards with the injected id, and stops on SIGTERM", async () => {
+    await using backend = startBackend();
+    await using mp = spawnMemproxy([bin, "--port", "0", "--backend", backend.url], { cwd: dir });
+    const url = await mp.listening();
+    expect(url).toStartWith("http://127.0.0.1:");
+    const res = await fetch(url + "/v1/messages?beta=true", {
+      method: "POST",
+      body: "{}",
+      headers: { "user-agent": "claude-cli/2.1.197 (external, cli)", "x-sm-user-id": "someone-else" },
+    });
+    expect(res.status).toBe(200);
+    expect(backend.received[0]!.path).toBe("/v1/messages?beta=true");
+    expect(backend.received[0]!.headers.get("x-sm-user-id")).toBe("claude-cli");
+    mp.proc.kill("SIGTERM");
+    expect(await mp.exited).toBe(0);
+  });
+
+  test("SIGINT stops it too", async () => {
+    await using mp = spawnMemproxy([bin, "--port", "0"], { cwd: dir });
+    await mp.listening();
+    mp.proc.kill("SIGINT");
+    expect(await mp.exited).toBe(0);
+  });
+
+  test("a port in use is a clear error at start, exit 1", async () => {
+    await using busy = startBackend();
+    const r = await run(["--port", String(busy.port)]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`127.0.0.1:${busy.port}: the port is already in use`);
+  });
+
+  test("a stream that pauses longer than the connection idle timeout is not cut", async () => {
+    await using fixture = spawnMemproxy([process.execPath, join(import.meta.dir, "support", "paused-sse-fixture.ts")], {
+      env: { PAUSE_MS: "5000" },
+    });
+    const backendUrl = await fixture.waitForLine("http://");
+    // idle_timeout 2s (Bun cuts after 2-4 s): a proxied stream silent for 5 s is cut unless memproxy lifts it.
+    const cfg = file("pause.yaml", `litellm_backend_url: ${backendUrl}\nmemproxy:\n  listen: {port: 0, idle_timeout: 2}\n`);
+    await using mp = spawnMemproxy([bin, "--config", cfg], { cwd: dir });
+    const url = await mp.listening();
+    const res = await fetch(url + "/v1/chat/completions", { method: "POST", body: "{}", headers: { "x-memory-user-id": "thinker" } });
+    const text = await res.text();
+    expect(text).toBe('data: {"seen_user":"thinker"}\n\ndata: after-pause\n\n');
+  });
+});
+
