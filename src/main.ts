@@ -1,8 +1,14 @@
 // memproxy's entry point: `bun src/main.ts` in development, the compiled binary in production.
-// Long SSE streams hold their backend request for minutes: lift fetch's default of 256 concurrent
-// requests (the rest would queue) before the first fetch reads it.
-export {};
-process.env.BUN_CONFIG_MAX_HTTP_REQUESTS ??= "65336";
+import { main } from "./cli.ts";
 
-const { main } = await import("./cli.ts");
+// Long SSE streams hold their backend request for minutes, and fetch() allows only 256 at once by
+// default (the rest queue). Bun reads the limit from the environment at process start only, so
+// re-execute this same process (same PID, for service managers) with it raised.
+const FETCH_LIMIT = "BUN_CONFIG_MAX_HTTP_REQUESTS";
+if (!process.env[FETCH_LIMIT] && typeof process.execve === "function") {
+  const compiled = import.meta.path.startsWith("/$bunfs/") || import.meta.path.startsWith("B:/~BUN/");
+  const args = compiled ? process.argv.slice(2) : process.argv.slice(1);
+  process.execve(process.execPath, [process.execPath, ...args], { ...process.env, [FETCH_LIMIT]: "65535" });
+}
+
 process.exit(await main(process.argv.slice(2)));
