@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { createLogger } from "./log.ts";
 import { compileRouter } from "./router.ts";
+import { watchFile } from "./reload.ts";
 import { ListenError, startServer } from "./server.ts";
 import { VERSION } from "./version.ts";
 
@@ -76,7 +77,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
   try {
     switch (command) {
       case "run":
-        return await run(await configWithOverrides(values), io);
+        return await run(await configWithOverrides(values), values, io);
       case "check":
         if (!values.config) return usage(io, "check needs --config FILE");
         return check(await configWithOverrides(values), io);
@@ -104,7 +105,7 @@ function usage(io: CliIO, message: string): number {
   return 2;
 }
 
-async function configWithOverrides(values: { config?: string; host?: string; port?: string; backend?: string }): Promise<Config> {
+async function configWithOverrides(values: Options): Promise<Config> {
   const config = await loadConfig(values.config);
   const listen = { ...config.listen };
   if (values.host !== undefined) listen.host = values.host;
@@ -126,27 +127,69 @@ async function configWithOverrides(values: { config?: string; host?: string; por
   return { ...config, listen, backends };
 }
 
-async function run(config: Config, io: CliIO): Promise<number> {
-  const logger = createLogger();
+type Options = { config?: string; host?: string; port?: string; backend?: string };
+
+async function run(config: Config, values: Options, io: CliIO): Promise<number> {
+  const { level, format } = config.logging;
+  const logger = createLogger({ level, format: format === "auto" ? undefined : format });
+
+  // Signals are taken before the server starts, so none is missed. The first SIGINT/SIGTERM drains;
+  // a second one exits at once. SIGHUP re-reads the config file.
+  const pending: NodeJS.Signals[] = [];
+  let wake: (() => void) | undefined;
+  let shuttingDown = false;
+  const onSignal = (sig: NodeJS.Signals) => () => {
+    if (shuttingDown && sig !== "SIGHUP") {
+      io.err(`memproxy: second ${sig}, exiting at once\n`);
+      process.exit(1);
+    }
+    pending.push(sig);
+    wake?.();
+  };
+  const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+  const handlers = signals.map((sig) => [sig, onSignal(sig)] as const);
+  for (const [sig, h] of handlers) process.on(sig, h);
+  const nextSignal = async () => {
+    while (!pending.length) await new Promise<void>((r) => (wake = r));
+    return pending.shift()!;
+  };
+
   const server = startServer(config, { logger });
   logger.info(`memproxy ${VERSION} listening on ${server.url}`, {
     url: server.url,
     backend: config.backends.join(", "),
     config: config.source,
   });
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once("SIGINT", () => resolve("SIGINT"));
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-  });
-  logger.info(`received ${signal}, shutting down`);
-  // A second signal means: now.
-  const now = () => {
-    io.err("memproxy: second signal, exiting at once\n");
-    process.exit(1);
+
+  let lastText: string | undefined;
+  const reload = async (why: string) => {
+    if (!values.config) return logger.info(`${why}: running on the embedded default config, nothing to reload`);
+    try {
+      const text = await Bun.file(values.config).text().catch(() => undefined);
+      if (why === "file changed" && text !== undefined && text === lastText) return;
+      const next = await configWithOverrides(values);
+      lastText = text;
+      const notes = server.reload(next);
+      logger.info("config reloaded", { reason: why, config: next.source });
+      for (const note of notes) logger.warn(note);
+    } catch (err) {
+      if (!(err instanceof ConfigError || err instanceof UsageError)) throw err;
+      const problems = err instanceof ConfigError ? err.problems : [err.message];
+      server.reloadFailed(problems);
+      logger.error("config reload failed; still serving with the previous config", { reason: why, problems });
+    }
   };
-  process.once("SIGINT", now);
-  process.once("SIGTERM", now);
-  await server.stop();
+  if (values.config) lastText = await Bun.file(values.config).text().catch(() => undefined);
+  const unwatch = values.config && config.reload.watch ? watchFile(values.config, () => void reload("file changed")) : undefined;
+
+  let signal: NodeJS.Signals;
+  while ((signal = await nextSignal()) === "SIGHUP") await reload("SIGHUP");
+  shuttingDown = true;
+  unwatch?.();
+  logger.info(`received ${signal}, shutting down`, { drain_timeout_ms: server.config.shutdown.drain_timeout });
+  const { cut } = await server.stop();
+  if (cut) logger.warn(`cut ${cut} request(s) still in flight after the drain timeout`, { cut });
+  for (const [sig, h] of handlers) process.off(sig, h);
   logger.info("stopped");
   return 0;
 }

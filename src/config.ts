@@ -112,9 +112,85 @@ const Forward = v.strictObject({
   health_timeout: v.optional(Duration, 2),
 });
 
+const SIZE = /^(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?$/i;
+const SIZE_UNIT: Record<string, number> = { b: 1, kb: 1e3, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3 };
+const sizeMessage = (i: { input: unknown }) => `expected a size such as 1048576, "512KiB" or "100MB", got ${JSON.stringify(i.input)}`;
+/** A size in bytes (a number) or with a unit ("64KiB", "100MB", "1GiB"); output in bytes. */
+const Size = v.pipe(
+  v.union([v.pipe(v.number(), v.minValue(0, sizeMessage)), v.pipe(v.string(), v.trim(), v.regex(SIZE, sizeMessage))], sizeMessage),
+  v.transform((s) => {
+    if (typeof s === "number") return Math.floor(s);
+    const [, n, unit] = SIZE.exec(s)!;
+    return Math.floor(Number(n) * SIZE_UNIT[(unit ?? "b").toLowerCase()]!);
+  }),
+);
+
+const Access = v.strictObject({
+  /** Access keys for memproxy itself; when any is set, requests need one (Authorization: Bearer or x-api-key). */
+  keys: v.optional(v.array(v.pipe(v.string(), v.minLength(16, "an access key must be at least 16 characters"))), []),
+  /** Whether clients may choose their memory with the custom header. */
+  custom_header: v.optional(Bool, true),
+  /** Patterns (re.match semantics) a custom-header value must match; empty: any well-formed id. */
+  allowed_user_ids: v.optional(v.array(v.pipe(v.string(), v.check((p) => compilePattern(p).ok, (i) => {
+    const r = compilePattern(String(i.input));
+    return r.ok ? "invalid regular expression" : `invalid regular expression: ${r.error}`;
+  }))), []),
+  /** What a custom-header value outside allowed_user_ids gets: refused with 403, or ignored (pattern rules apply). */
+  on_disallowed: v.optional(v.picklist(["refuse", "ignore"], (i) => `expected refuse or ignore, got ${JSON.stringify(i.input)}`), "refuse"),
+});
+
+const Limits = v.strictObject({
+  /** Largest request body; a larger one gets 413. */
+  max_body_size: v.optional(Size, "100MiB"),
+  /** Largest total size of a request's header names and values; a larger one gets 431. */
+  max_header_size: v.optional(v.pipe(Size, v.maxValue(256 * 1024, "must be at most 256KiB")), "64KiB"),
+  /** Requests served at once (streams included); beyond it, 503 with Retry-After. */
+  max_concurrent_requests: v.optional(Int(1, 1_000_000), 4096),
+});
+
+const Backends = v.strictObject({
+  /** How long a backend that refused a connection or timed out gets no traffic, before a liveness probe. */
+  cooldown: v.optional(Duration, 10),
+  /** Request bodies up to this size are kept so that a refused connection can be retried on another backend. */
+  retry_body_size: v.optional(Size, "1MiB"),
+});
+
+const Shutdown = v.strictObject({
+  /** On SIGTERM/SIGINT, how long requests and streams in flight may take to finish before they are cut. */
+  drain_timeout: v.optional(Duration, 30),
+});
+
+const Reload = v.strictObject({
+  /** Re-read the config file when it changes on disk (SIGHUP always re-reads it). */
+  watch: v.optional(Bool, true),
+});
+
+const Logging = v.strictObject({
+  level: v.optional(
+    v.picklist(["debug", "info", "warn", "error"], (i) => `expected debug, info, warn or error, got ${JSON.stringify(i.input)}`),
+    "info",
+  ),
+  /** auto: readable text on a terminal, JSON lines otherwise (services, log collectors). */
+  format: v.optional(v.picklist(["auto", "json", "text"], (i) => `expected auto, json or text, got ${JSON.stringify(i.input)}`), "auto"),
+});
+
+const Metrics = v.strictObject({
+  /** GET /metrics (Prometheus), GET /memory-routing/stats and token counting. */
+  enabled: v.optional(Bool, true),
+  /** Distinct user ids with their own metrics label (configured ids always have one); the rest count as "other". */
+  max_user_labels: v.optional(Int(1, 100_000), 100),
+});
+
 const MemproxySection = v.strictObject({
   listen: v.optional(Listen, {}),
   forward: v.optional(Forward, {}),
+  access: v.optional(Access, {}),
+  limits: v.optional(Limits, {}),
+  backends: v.optional(Backends, {}),
+  shutdown: v.optional(Shutdown, {}),
+  reload: v.optional(Reload, {}),
+  logging: v.optional(Logging, {}),
+  metrics: v.optional(Metrics, {}),
 });
 
 /** memproxy's view of the shared file: its own keys strictly, LiteLLM's keys (model_list, ...) left alone. */
@@ -142,6 +218,13 @@ export interface Config {
   readonly backends: string[];
   readonly listen: ConfigFile["memproxy"]["listen"];
   readonly forward: ForwardConfig;
+  readonly access: ConfigFile["memproxy"]["access"];
+  readonly limits: ConfigFile["memproxy"]["limits"];
+  readonly backendPool: ConfigFile["memproxy"]["backends"];
+  readonly shutdown: ConfigFile["memproxy"]["shutdown"];
+  readonly reload: ConfigFile["memproxy"]["reload"];
+  readonly logging: ConfigFile["memproxy"]["logging"];
+  readonly metrics: ConfigFile["memproxy"]["metrics"];
 }
 
 /** A configuration that cannot be used; `problems` are full lines, `file: path: message`. */
@@ -246,6 +329,13 @@ export function parseConfig(text: string, source: string, env = process.env): Co
     backends,
     listen: out.memproxy.listen,
     forward: out.memproxy.forward,
+    access: out.memproxy.access,
+    limits: out.memproxy.limits,
+    backendPool: out.memproxy.backends,
+    shutdown: out.memproxy.shutdown,
+    reload: out.memproxy.reload,
+    logging: out.memproxy.logging,
+    metrics: out.memproxy.metrics,
   };
 }
 

@@ -1,9 +1,12 @@
 // Forwarding one request to the backend and streaming its answer back, untouched.
 import { ProxyError } from "./errors.ts";
 import { backendRequestHeaders, clientResponseHeaders } from "./headers.ts";
+import { REQUEST_ID_HEADER } from "./request-id.ts";
 
 /** How to forward one request. */
 export interface ForwardOptions {
+  /** The request body, when it was read ahead so it can be sent again; otherwise it streams from the request. */
+  body?: ArrayBuffer;
   /** Backend base URL without a trailing slash, e.g. http://127.0.0.1:8765. */
   backend: string;
   /** Names of the headers that carry the user id. */
@@ -13,6 +16,30 @@ export interface ForwardOptions {
   firstByteTimeoutMs: number;
   /** Longest silence inside the response body, in ms; 0 means none. */
   streamIdleTimeoutMs: number;
+  /** Limit for a streamed body of unannounced length (chunked); beyond it the call ends with 413. */
+  maxBodyBytes?: number;
+  /** Sent to the backend as x-request-id. */
+  requestId?: string;
+  /** Watches the request and response bodies as they pass (metrics, usage, access log). */
+  observer?: ForwardObserver;
+}
+
+/** How a response body ended: read to its end, cancelled by the client, or cut by an error. */
+export type BodyOutcome = "complete" | "cancelled" | "failed";
+
+/**
+ * Watches one forwarded exchange. It sees what passes and must neither throw nor hold anything
+ * back; `end` may be called more than once (the first call counts).
+ */
+export interface ForwardObserver {
+  /** Sees the request body on its way to the backend; returns what to send instead (a counting tap, or the same buffer). */
+  requestBody<B extends ReadableStream<Uint8Array> | ArrayBuffer>(body: B): B;
+  /** The backend's response head arrived. */
+  responseHead(res: Response): void;
+  /** A response body chunk, already handed on to the client. */
+  chunk(bytes: Uint8Array): void;
+  /** The response body ended (at once for a response without a body). */
+  end(outcome: BodyOutcome, error?: unknown): void;
 }
 
 const NO_BODY = new Set(["GET", "HEAD"]);
@@ -24,6 +51,36 @@ export class ClientGone extends Error {
 class FirstByteTimeout extends Error {
   override name = "FirstByteTimeout";
 }
+/** Ends a chunked request body that grew past the configured limit. */
+class BodyTooLarge extends Error {
+  override name = "BodyTooLarge";
+  constructor(readonly limit: number) {
+    super(`request body larger than ${limit} bytes`);
+  }
+}
+
+/** Passes a request body through, aborting the backend call once it exceeds `max` bytes. */
+function limitBody(body: ReadableStream<Uint8Array> | null, max: number | undefined, upstream: AbortController) {
+  if (!body || max === undefined) return body;
+  let seen = 0;
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) return controller.close();
+      seen += value.byteLength;
+      if (seen > max) {
+        const err = new BodyTooLarge(max);
+        upstream.abort(err);
+        controller.error(err);
+        return void reader.cancel(err).catch(() => {});
+      }
+      controller.enqueue(value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
+}
+
 /** Ends a response body that stayed silent longer than the stream idle timeout. */
 export class StreamIdleTimeout extends Error {
   override name = "StreamIdleTimeout";
@@ -38,7 +95,11 @@ export class StreamIdleTimeout extends Error {
 export async function forward(req: Request, url: URL, opts: ForwardOptions): Promise<Response> {
   const target = opts.backend + url.pathname + url.search;
   const headers = backendRequestHeaders(req.headers, { userIdHeaders: opts.userIdHeaders, userId: opts.userId });
+  if (opts.requestId) headers.set(REQUEST_ID_HEADER, opts.requestId);
+  const observer = opts.observer;
   const upstream = new AbortController();
+  let body = NO_BODY.has(req.method) ? undefined : (opts.body ?? limitBody(req.body, opts.maxBodyBytes, upstream) ?? undefined);
+  if (body && observer) body = observer.requestBody(body);
   const onClientAbort = () => upstream.abort(new ClientGone("client disconnected"));
   if (req.signal.aborted) onClientAbort();
   else req.signal.addEventListener("abort", onClientAbort, { once: true });
@@ -52,7 +113,7 @@ export async function forward(req: Request, url: URL, opts: ForwardOptions): Pro
     res = await fetch(target, {
       method: req.method,
       headers,
-      body: NO_BODY.has(req.method) ? undefined : req.body,
+      body,
       duplex: "half", // the fetch spec requires it for a streamed request body
       signal: upstream.signal,
       redirect: "manual",
@@ -66,42 +127,83 @@ export async function forward(req: Request, url: URL, opts: ForwardOptions): Pro
     clearTimeout(firstByteTimer);
   }
 
-  const body = res.body && opts.streamIdleTimeoutMs > 0 ? idleLimited(res.body, opts.streamIdleTimeoutMs, upstream) : res.body;
-  return new Response(body, {
+  observer?.responseHead(res);
+  const resBody = res.body && (opts.streamIdleTimeoutMs > 0 || observer) ? passThrough(res.body, opts.streamIdleTimeoutMs, upstream, observer) : res.body;
+  if (!res.body) observer?.end("complete");
+  return new Response(resBody, {
     status: res.status,
     statusText: res.statusText,
     headers: clientResponseHeaders(res.headers),
   });
 }
 
-function backendFailure(backend: string, reason: unknown, err: unknown): ProxyError {
+/** fetch() error codes that mean no connection was made, so nothing was sent and a retry is safe. */
+const CONNECT_FAILURES = new Set(["ConnectionRefused", "ECONNREFUSED", "FailedToOpenSocket", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "DNSError"]);
+
+/** How a backend call failed before its response head. */
+export type BackendFailureKind = "connect" | "timeout" | "client_gone" | "too_large" | "other";
+
+const FAILURE_CODES = {
+  connect: "backend_unreachable",
+  timeout: "backend_timeout",
+  client_gone: "backend_unreachable",
+  too_large: "request_too_large",
+  other: "backend_unreachable",
+} as const;
+
+/** A backend call that failed before its response head. */
+export class BackendFailure extends ProxyError {
+  constructor(
+    readonly kind: BackendFailureKind,
+    readonly backend: string,
+    status: number,
+    message: string,
+    cause: unknown,
+  ) {
+    super(status, FAILURE_CODES[kind], message, {}, { cause });
+  }
+}
+
+function backendFailure(backend: string, reason: unknown, err: unknown): BackendFailure {
   if (reason instanceof FirstByteTimeout) {
-    return new ProxyError(504, "backend_timeout", `The backend ${backend} did not answer in time`, {}, { cause: err });
+    return new BackendFailure("timeout", backend, 504, `The backend ${backend} did not answer in time`, err);
+  }
+  if (reason instanceof BodyTooLarge) {
+    return new BackendFailure("too_large", backend, 413, `The request body is larger than memproxy's limit of ${reason.limit} bytes (memproxy.limits.max_body_size)`, err);
   }
   if (reason instanceof ClientGone) {
     // Nobody reads this answer; it only ends the request's bookkeeping.
-    return new ProxyError(499, "backend_unreachable", "client disconnected before the backend answered", {}, { cause: err });
+    return new BackendFailure("client_gone", backend, 499, "client disconnected before the backend answered", err);
   }
-  const code = (err as { code?: string }).code;
-  const why = code === "ConnectionRefused" ? "connection refused" : code ? code : (err as Error).message;
-  return new ProxyError(502, "backend_unreachable", `memproxy could not reach the backend ${backend}: ${why}`, {}, { cause: err });
+  const code = (err as { code?: string }).code ?? "";
+  const kind = CONNECT_FAILURES.has(code) ? "connect" : "other";
+  const why = code === "ConnectionRefused" ? "connection refused" : code || (err as Error).message;
+  return new BackendFailure(kind, backend, 502, `memproxy could not reach the backend ${backend}: ${why}`, err);
 }
 
 /**
- * Passes a body through, ending it with StreamIdleTimeout (and aborting the backend call) when no
- * chunk arrives for `idleMs`. One timer per stream, re-armed per chunk.
+ * The one pass-through of a response body: each chunk is handed on as it arrives, then shown to the
+ * observer. Ends the body with StreamIdleTimeout (and aborts the backend call) when no chunk arrives
+ * for `idleMs` (0: no limit); one timer per stream, re-armed per chunk.
  */
-function idleLimited(body: ReadableStream<Uint8Array>, idleMs: number, upstream: AbortController): ReadableStream<Uint8Array> {
+function passThrough(
+  body: ReadableStream<Uint8Array>,
+  idleMs: number,
+  upstream: AbortController,
+  observer: ForwardObserver | undefined,
+): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   let timer: ReturnType<typeof setTimeout> | undefined;
   return new ReadableStream<Uint8Array>(
     {
       start(controller) {
+        if (idleMs <= 0) return;
         timer = setTimeout(() => {
           const err = new StreamIdleTimeout(`no data from the backend for ${idleMs} ms`);
           controller.error(err);
           upstream.abort(err);
           reader.cancel(err).catch(() => {});
+          observer?.end("failed", err);
         }, idleMs);
       },
       async pull(controller) {
@@ -110,18 +212,22 @@ function idleLimited(body: ReadableStream<Uint8Array>, idleMs: number, upstream:
           if (done) {
             clearTimeout(timer);
             controller.close();
+            observer?.end("complete");
           } else {
             timer?.refresh();
             controller.enqueue(value);
+            observer?.chunk(value);
           }
         } catch (err) {
           clearTimeout(timer);
           controller.error(err);
+          observer?.end("failed", err);
         }
       },
       cancel(reason) {
         clearTimeout(timer);
         upstream.abort(new ClientGone("client disconnected"));
+        observer?.end("cancelled", reason);
         return reader.cancel(reason);
       },
     },

@@ -1,5 +1,5 @@
 // The MemoryRouter: a pure function from request headers to the user id whose memory a request uses.
-import { USER_ID, type PatternRuleConfig, type RoutingConfig } from "./config.ts";
+import { USER_ID, type Config, type PatternRuleConfig, type RoutingConfig } from "./config.ts";
 import { compilePattern } from "./pattern.ts";
 
 /** The routing decision, shaped as the original design's `determine_user_id` result. */
@@ -11,11 +11,16 @@ export interface RoutingDecision {
   is_default: boolean;
 }
 
-/** Why a request cannot be routed: the custom header's value is not an acceptable user id. */
+/** Why a request cannot be routed: the custom header's value is malformed (400) or not allowed (403). */
 export interface RoutingRejection {
-  status: 400;
+  status: 400 | 403;
   message: string;
 }
+
+/** Who may choose which memory with the custom header (the `memproxy.access` settings). */
+export type CustomHeaderPolicy = Pick<Config["access"], "custom_header" | "allowed_user_ids" | "on_disallowed">;
+
+const OPEN_POLICY: CustomHeaderPolicy = { custom_header: true, allowed_user_ids: [], on_disallowed: "refuse" };
 
 export type RoutingResult = { ok: true; decision: RoutingDecision } | { ok: false; rejection: RoutingRejection };
 
@@ -30,10 +35,20 @@ export type Router = (headers: HeaderSource) => RoutingResult;
 /**
  * Compiles the routing rules once. Patterns were validated with the config; a bad one throws here.
  * @param config the `user_id_mappings` section.
+ * @param policy whether the custom header is honoured, and which values it may carry.
  * @returns the router: custom header > patterns in order (first match wins) > default user id.
  */
-export function compileRouter(config: RoutingConfig & { header_patterns: PatternRuleConfig[] }): Router {
-  const customHeader = config.custom_header;
+export function compileRouter(
+  config: RoutingConfig & { header_patterns: PatternRuleConfig[] },
+  policy: CustomHeaderPolicy = OPEN_POLICY,
+): Router {
+  const customHeader = policy.custom_header ? config.custom_header : null;
+  const allowed = policy.allowed_user_ids.map((p, i) => {
+    const compiled = compilePattern(p);
+    if (!compiled.ok) throw new TypeError(`allowed_user_ids[${i}]: invalid regular expression: ${compiled.error}`);
+    return compiled.regex;
+  });
+  const ignoreDisallowed = policy.on_disallowed === "ignore";
   const rules = config.header_patterns.map((rule, i) => {
     const compiled = compilePattern(rule.pattern);
     if (!compiled.ok) throw new TypeError(`header_patterns[${i}].pattern: invalid regular expression: ${compiled.error}`);
@@ -54,7 +69,7 @@ export function compileRouter(config: RoutingConfig & { header_patterns: Pattern
   }));
 
   return (headers) => {
-    const explicit = headers.get(customHeader);
+    const explicit = customHeader === null ? null : headers.get(customHeader);
     if (explicit !== null) {
       if (!USER_ID.test(explicit)) {
         return {
@@ -65,10 +80,19 @@ export function compileRouter(config: RoutingConfig & { header_patterns: Pattern
           },
         };
       }
-      return {
-        ok: true,
-        decision: { user_id: explicit, matched_pattern: null, custom_header_present: true, is_default: false },
-      };
+      if (!allowed.length || allowed.some((r) => r.test(explicit))) {
+        return {
+          ok: true,
+          decision: { user_id: explicit, matched_pattern: null, custom_header_present: true, is_default: false },
+        };
+      }
+      if (!ignoreDisallowed) {
+        return {
+          ok: false,
+          rejection: { status: 403, message: `The ${customHeader} value ${JSON.stringify(explicit)} is not among the user ids this memproxy allows` },
+        };
+      }
+      // on_disallowed: ignore — the pattern rules decide, as if the header were absent.
     }
     for (let i = 0; i < rules.length; i++) {
       const value = headers.get(rules[i]!.header);

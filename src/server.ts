@@ -1,10 +1,14 @@
-// The HTTP server: memproxy's own endpoints, and everything else routed and forwarded to the backend.
+// The HTTP server: memproxy's own endpoints, and everything else checked, routed and forwarded.
 import type { Server } from "bun";
+import { compileAccess, isLoopback, type AccessCheck } from "./access.ts";
+import { BackendPool, type Backend } from "./backends.ts";
 import type { Config } from "./config.ts";
 import { errorResponse, ProxyError } from "./errors.ts";
 import { redactedHeaders } from "./headers.ts";
 import { silentLogger, type Logger } from "./log.ts";
-import { forward } from "./proxy.ts";
+import type { Metrics } from "./metrics.ts";
+import { createObservability, type Exchange } from "./observe.ts";
+import { BackendFailure, forward } from "./proxy.ts";
 import { compileRouter, type Router } from "./router.ts";
 import { VERSION } from "./version.ts";
 
@@ -15,6 +19,8 @@ export const OWN_ENDPOINTS = {
   livenessAlias: "/health/liveness",
   readiness: "/health/readiness",
   routingInfo: "/memory-routing/info",
+  metrics: "/metrics",
+  stats: "/memory-routing/stats",
 } as const;
 
 /** A running memproxy server. */
@@ -22,8 +28,22 @@ export interface ServerHandle {
   /** Base URL, e.g. http://127.0.0.1:8764. */
   readonly url: string;
   readonly port: number;
-  /** Stops accepting, lets requests in flight finish up to `drainMs`, then cuts the rest. Idempotent. */
-  stop(drainMs?: number): Promise<void>;
+  /** The configuration requests are served with now. */
+  readonly config: Config;
+  /** The metrics registry (undefined when memproxy.metrics.enabled is false), e.g. for the supervisor's counters. */
+  readonly metrics: Metrics | undefined;
+  /**
+   * Swaps in a new configuration atomically; requests in flight keep the one they started with.
+   * @returns notes on settings that cannot change while running (they keep their old value).
+   */
+  reload(config: Config): string[];
+  /** Records a failed reload, shown by GET /health until the next successful one. */
+  reloadFailed(problems: string[]): void;
+  /**
+   * Stops accepting, lets requests in flight finish up to `drainMs`, then cuts the rest. Idempotent.
+   * @returns how many requests had to be cut.
+   */
+  stop(drainMs?: number): Promise<{ cut: number }>;
 }
 
 /** Why the server could not start, phrased for the person running it. */
@@ -31,61 +51,141 @@ export class ListenError extends Error {
   override name = "ListenError";
 }
 
+/** Everything a request is served with; replaced whole on reload. */
+interface State {
+  readonly config: Config;
+  readonly router: Router;
+  readonly access: AccessCheck;
+  readonly pool: BackendPool;
+  readonly userIdHeaders: readonly string[];
+}
+
 const JSON_HEADERS = { "content-type": "application/json" };
 const json = (body: unknown, status = 200) => new Response(JSON.stringify(body, null, 2) + "\n", { status, headers: JSON_HEADERS });
+const NO_BODY = new Set(["GET", "HEAD"]);
 
 /**
  * Starts memproxy.
  * @param config the loaded configuration.
- * @param options logger, and the shared fetch for health checks.
- * @returns a handle with the URL and an idempotent stop.
+ * @param options the logger.
+ * @returns a handle with the URL, reload and an idempotent stop.
  */
-export function startServer(config: Config, options: { logger?: Logger } = {}): ServerHandle {
+export function startServer(config: Config, options: { logger?: Logger; metrics?: Metrics } = {}): ServerHandle {
   const logger = options.logger ?? silentLogger;
-  const router: Router = compileRouter(config.routing);
-  const backend = config.backends[0]!;
-  const userIdHeaders = [config.forward.user_id_header, ...config.forward.also_send_user_id_as];
-
-  async function backendAlive(): Promise<boolean> {
-    try {
-      const res = await fetch(`${backend}/health/liveliness`, {
-        signal: AbortSignal.timeout(config.forward.health_timeout),
-        headers: { "accept-encoding": "identity" },
-      });
-      await res.arrayBuffer();
-      return res.ok;
-    } catch {
-      return false;
-    }
+  let state = buildState(config, logger);
+  const observe = createObservability(config, logger, Object.values(OWN_ENDPOINTS), options.metrics);
+  let lastReload: { at: string; ok: boolean; problems?: string[] } | null = null;
+  if (!state.access && !isLoopback(config.listen.host)) {
+    logger.warn(
+      `listening on ${config.listen.host} without an access key: anyone who can reach it can use the backend and choose any memory. Set memproxy.access.keys.`,
+    );
   }
 
-  async function ownEndpoint(path: string, req: Request): Promise<Response | undefined> {
+  async function ownEndpoint(path: string, req: Request, s: State): Promise<Response | undefined> {
     switch (path) {
+      case OWN_ENDPOINTS.liveness:
+      case OWN_ENDPOINTS.livenessAlias:
+        return json({ status: "alive" });
       case OWN_ENDPOINTS.health: {
-        const up = await backendAlive();
+        const backends = await s.pool.checkAll(s.config.forward.health_timeout);
+        const up = backends.filter((b) => b.status === "up").length;
         return json({
-          status: up ? "healthy" : "degraded",
+          status: up === backends.length && lastReload?.ok !== false ? "healthy" : "degraded",
           memory_proxy: "up",
-          litellm_backend: up ? "up" : "down",
-          backend_url: backend,
+          litellm_backend: up > 0 ? "up" : "down",
+          backend_url: backends[0]!.url,
+          backends,
+          config: { source: s.config.source, last_reload: lastReload },
           version: VERSION,
           timestamp: new Date().toISOString(),
         });
       }
-      case OWN_ENDPOINTS.liveness:
-      case OWN_ENDPOINTS.livenessAlias:
-        return json({ status: "alive" });
       case OWN_ENDPOINTS.readiness: {
-        const up = await backendAlive();
+        const backends = await s.pool.checkAll(s.config.forward.health_timeout);
+        const up = backends.some((b) => b.status === "up");
         return json({ status: up ? "ready" : "not ready", litellm_backend: up ? "up" : "down" }, up ? 200 : 503);
       }
       case OWN_ENDPOINTS.routingInfo: {
-        const routed = router(req.headers);
-        if (!routed.ok) return errorResponse(new ProxyError(400, "invalid_user_id", routed.rejection.message));
+        const routed = s.router(req.headers);
+        if (!routed.ok) return errorResponse(rejection(routed.rejection.status, routed.rejection.message));
         return json({ ...routed.decision, headers: redactedHeaders(req.headers) });
       }
+      case OWN_ENDPOINTS.metrics:
+        return observe.metricsResponse();
+      case OWN_ENDPOINTS.stats:
+        return observe.statsResponse();
     }
     return undefined;
+  }
+
+  async function handle(req: Request, srv: Server<undefined>, ex: Exchange): Promise<Response> {
+    const s = state; // this request keeps the configuration it started with
+    const url = new URL(req.url);
+    const path = url.pathname;
+    if (path === OWN_ENDPOINTS.liveness || path === OWN_ENDPOINTS.livenessAlias) return json({ status: "alive" });
+    if (s.access && !s.access(req.headers)) {
+      return errorResponse(
+        new ProxyError(401, "unauthorized", "memproxy needs an access key: send it as Authorization: Bearer <key> or x-api-key", {
+          "www-authenticate": 'Bearer realm="memproxy"',
+        }),
+      );
+    }
+    if ((req.method === "GET" || req.method === "HEAD") && path in OWN_PATHS) {
+      const own = await ownEndpoint(path, req, s);
+      if (own) return own;
+    }
+    const limited = checkLimits(req, s.config.limits, srv.pendingRequests);
+    if (limited) return errorResponse(limited);
+    const routed = s.router(req.headers);
+    if (!routed.ok) return errorResponse(rejection(routed.rejection.status, routed.rejection.message));
+    ex.routed(routed.decision);
+    // An LLM may think for minutes before its first byte or between events: no idle cut here.
+    srv.timeout(req, 0);
+    return forwardToPool(req, url, routed.decision.user_id, s, ex);
+  }
+
+  async function forwardToPool(req: Request, url: URL, userId: string, s: State, ex: Exchange): Promise<Response> {
+    const { config: c, pool } = s;
+    // A body can be sent again only if it was kept: worth it when another backend could take it.
+    let body: ArrayBuffer | undefined;
+    const length = Number(req.headers.get("content-length") ?? NaN);
+    if (pool.size > 1 && !NO_BODY.has(req.method) && length <= c.backendPool.retry_body_size) body = await req.arrayBuffer();
+    const stream = body === undefined && req.body !== null && !NO_BODY.has(req.method);
+    const tried = new Set<Backend>();
+    for (;;) {
+      const backend = pool.pick(tried)!;
+      tried.add(backend);
+      backend.inFlight++;
+      try {
+        const res = await forward(req, url, {
+          backend: backend.url,
+          body: stream ? undefined : body,
+          userIdHeaders: s.userIdHeaders,
+          userId,
+          firstByteTimeoutMs: c.forward.first_byte_timeout,
+          streamIdleTimeoutMs: c.forward.stream_idle_timeout,
+          maxBodyBytes: length >= 0 ? undefined : c.limits.max_body_size,
+          requestId: ex.id,
+          observer: ex,
+        });
+        pool.markUp(backend);
+        return res;
+      } catch (err) {
+        if (!(err instanceof ProxyError)) throw err;
+        ex.backendFailed(err);
+        if (err instanceof BackendFailure && (err.kind === "connect" || err.kind === "timeout")) {
+          pool.markDown(backend, err.message);
+          const next = err.kind === "connect" && !stream ? pool.pick(tried) : undefined;
+          if (next) {
+            logger.warn("backend refused the connection; retrying on another", { request_id: ex.id, backend: backend.url, next: next.url, path: url.pathname });
+            continue;
+          }
+        }
+        return errorResponse(err);
+      } finally {
+        backend.inFlight--;
+      }
+    }
   }
 
   let server: Server<undefined>;
@@ -95,34 +195,9 @@ export function startServer(config: Config, options: { logger?: Logger } = {}): 
       port: config.listen.port,
       development: false,
       idleTimeout: Math.ceil(config.listen.idle_timeout / 1000),
-      // Large request bodies (images) stream through; the limit is only a guard.
-      maxRequestBodySize: 1024 * 1024 * 1024,
-      async fetch(req, srv) {
-        const url = new URL(req.url);
-        if (req.method === "GET" || req.method === "HEAD") {
-          const own = await ownEndpoint(url.pathname, req);
-          if (own) return own;
-        }
-        const routed = router(req.headers);
-        if (!routed.ok) return errorResponse(new ProxyError(400, "invalid_user_id", routed.rejection.message));
-        // An LLM may think for minutes before its first byte or between events: no idle cut here.
-        srv.timeout(req, 0);
-        try {
-          return await forward(req, url, {
-            backend,
-            userIdHeaders,
-            userId: routed.decision.user_id,
-            firstByteTimeoutMs: config.forward.first_byte_timeout,
-            streamIdleTimeoutMs: config.forward.stream_idle_timeout,
-          });
-        } catch (err) {
-          if (err instanceof ProxyError) {
-            if (err.status >= 500) logger.warn("backend request failed", { status: err.status, error: err.message, path: url.pathname });
-            return errorResponse(err);
-          }
-          throw err;
-        }
-      },
+      // memproxy checks the configured limit itself, to answer with a clear error; this is only a ceiling.
+      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+      fetch: observe.wrap(handle),
       error(err) {
         logger.error("unexpected error while handling a request", { error: String(err) });
         return new Response(
@@ -132,25 +207,103 @@ export function startServer(config: Config, options: { logger?: Logger } = {}): 
       },
     });
   } catch (err) {
+    state.pool.close();
     throw listenError(config, err);
   }
 
-  let stopping: Promise<void> | undefined;
+  let stopping: Promise<{ cut: number }> | undefined;
   return {
     url: `http://${formatHost(server.hostname ?? config.listen.host)}:${server.port}`,
     port: server.port ?? config.listen.port,
-    stop(drainMs = 10_000) {
+    get config() {
+      return state.config;
+    },
+    metrics: observe.metrics,
+    reload(next) {
+      const notes: string[] = [];
+      const was = state.config.listen;
+      if (next.listen.host !== was.host || next.listen.port !== was.port) {
+        notes.push(`memproxy.listen: the listen address cannot change while running (still ${was.host}:${was.port}); restart memproxy to apply ${next.listen.host}:${next.listen.port}`);
+      }
+      if (next.listen.idle_timeout !== was.idle_timeout) {
+        notes.push("memproxy.listen.idle_timeout: cannot change while running; restart memproxy to apply it");
+      }
+      const fixed = { ...next, listen: was };
+      const old = state;
+      state = buildState(fixed, logger, old);
+      observe.reloaded(fixed);
+      if (state.pool !== old.pool) old.pool.close();
+      lastReload = { at: new Date().toISOString(), ok: true };
+      return notes;
+    },
+    reloadFailed(problems) {
+      lastReload = { at: new Date().toISOString(), ok: false, problems };
+    },
+    stop(drainMs = state.config.shutdown.drain_timeout) {
       stopping ??= (async () => {
         const graceful = server.stop(false);
         let timer: ReturnType<typeof setTimeout> | undefined;
         const deadline = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), drainMs)));
         const outcome = await Promise.race([graceful.then(() => "drained" as const), deadline]);
         clearTimeout(timer);
-        if (outcome === "timeout") await server.stop(true);
+        let cut = 0;
+        if (outcome === "timeout") {
+          cut = server.pendingRequests;
+          await server.stop(true);
+        }
+        state.pool.close();
+        return { cut };
       })();
       return stopping;
     },
   };
+}
+
+const OWN_PATHS: Record<string, true> = Object.fromEntries(Object.values(OWN_ENDPOINTS).map((p) => [p, true]));
+
+function buildState(config: Config, logger: Logger, previous?: State): State {
+  const sameBackends = previous && previous.config.backends.join("\n") === config.backends.join("\n");
+  const pool =
+    sameBackends && previous.config.backendPool.cooldown === config.backendPool.cooldown
+      ? previous.pool
+      : new BackendPool(config.backends, {
+          cooldownMs: config.backendPool.cooldown,
+          probeTimeoutMs: config.forward.health_timeout,
+          onChange: (b, up, reason) =>
+            up ? logger.info("backend is up again", { backend: b.url }) : logger.warn("backend marked down", { backend: b.url, reason }),
+        });
+  return {
+    config,
+    router: compileRouter(config.routing, config.access),
+    access: compileAccess(config.access.keys),
+    pool,
+    userIdHeaders: [config.forward.user_id_header, ...config.forward.also_send_user_id_as],
+  };
+}
+
+function rejection(status: 400 | 403, message: string): ProxyError {
+  return new ProxyError(status, status === 400 ? "invalid_user_id" : "forbidden_user_id", message);
+}
+
+/** The configured limits on one request, checked before anything is forwarded. */
+function checkLimits(req: Request, limits: Config["limits"], pending: number): ProxyError | null {
+  if (pending > limits.max_concurrent_requests) {
+    return new ProxyError(503, "overloaded", `memproxy is serving its maximum of ${limits.max_concurrent_requests} requests at once; retry shortly`, {
+      "retry-after": "1",
+    });
+  }
+  const length = req.headers.get("content-length");
+  if (length !== null && Number(length) > limits.max_body_size) {
+    return new ProxyError(413, "request_too_large", `The request body (${length} bytes) is larger than memproxy's limit of ${limits.max_body_size} bytes (memproxy.limits.max_body_size)`, {
+      connection: "close",
+    });
+  }
+  let headerBytes = 0;
+  for (const [name, value] of req.headers) headerBytes += name.length + value.length + 4;
+  if (headerBytes > limits.max_header_size) {
+    return new ProxyError(431, "request_too_large", `The request headers (${headerBytes} bytes) are larger than memproxy's limit of ${limits.max_header_size} bytes (memproxy.limits.max_header_size)`);
+  }
+  return null;
 }
 
 function formatHost(host: string): string {

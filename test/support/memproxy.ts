@@ -11,7 +11,7 @@ const ROOT = join(import.meta.dir, "..", "..");
 export function startProxy(yaml: string, env: Record<string, string | undefined> = process.env): ServerHandle & AsyncDisposable {
   const config = parseConfig(yaml, "test.yaml", env);
   const handle = startServer({ ...config, listen: { ...config.listen, host: "127.0.0.1", port: 0 } });
-  return Object.assign(handle, { [Symbol.asyncDispose]: () => handle.stop(0) });
+  return Object.assign(handle, { [Symbol.asyncDispose]: async () => void (await handle.stop(0)) });
 }
 
 let built: Promise<string> | undefined;

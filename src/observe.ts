@@ -1,0 +1,290 @@
+// Seeing what memproxy does: each request is followed from arrival to its last byte (request id, routing,
+// timings, bytes, model, token usage) and ends in one access log line and the metrics.
+import type { Config } from "./config.ts";
+import { errorResponse, ProxyError } from "./errors.ts";
+import type { Logger, LogFields } from "./log.ts";
+import { Metrics, NO_USER, PROMETHEUS_CONTENT_TYPE, routeIndex, type BackendErrorKind } from "./metrics.ts";
+import { BackendFailure, StreamIdleTimeout, type BodyOutcome, type ForwardObserver } from "./proxy.ts";
+import { MODEL_SCAN_LIMIT, modelFromJsonPrefix, tapRequestBody, type BodyTap } from "./request-body.ts";
+import { REQUEST_ID_HEADER, requestIdFor } from "./request-id.ts";
+import type { RoutingDecision } from "./router.ts";
+import { usageParserFor, type UsageParser } from "./usage.ts";
+
+/** A fetch handler that also gets the request's Exchange. */
+export type ObservedHandler<S> = (req: Request, server: S, ex: Exchange) => Promise<Response>;
+
+/** What the observation needs from the configuration. */
+export type ObservabilityConfig = Pick<Config, "source" | "routing" | "metrics">;
+
+const USER_AGENT_MAX = 256;
+const INTERNAL_ERROR_BODY = JSON.stringify({
+  type: "error",
+  error: { message: "internal error in memproxy", type: "server_error", param: null, code: null },
+});
+
+/**
+ * Request ids, access log lines and metrics for one server.
+ * @param config the configuration (metrics settings, configured user ids, its source for messages).
+ * @param logger where access lines go.
+ * @param ownPaths the paths memproxy answers itself: logged at debug level and not counted.
+ * @param metrics a registry to use (e.g. shared with the supervisor); by default a new one, or none when disabled.
+ */
+export function createObservability(config: ObservabilityConfig, logger: Logger, ownPaths: Iterable<string>, metrics?: Metrics): Observability {
+  const m = config.metrics.enabled ? (metrics ?? new Metrics({ maxUserLabels: config.metrics.max_user_labels })) : undefined;
+  const observability = new Observability(logger, m, new Set(ownPaths), config.source);
+  observability.reloaded(config);
+  return observability;
+}
+
+/** The observation side of a server: wraps its fetch handler and answers /metrics and /memory-routing/stats. */
+export class Observability {
+  constructor(
+    readonly logger: Logger,
+    /** Undefined when metrics are disabled. */
+    readonly metrics: Metrics | undefined,
+    readonly ownPaths: ReadonlySet<string>,
+    private readonly source: string,
+  ) {}
+
+  /**
+   * Takes in a new configuration's user ids (they always get their own label). Whether metrics are
+   * on and the label limit are fixed at start.
+   */
+  reloaded(config: ObservabilityConfig): void {
+    this.metrics?.reserveUserIds([config.routing.default_user_id, ...config.routing.header_patterns.map((p) => p.user_id)]);
+  }
+
+  /**
+   * Wraps a fetch handler: every response gets x-request-id, every request one access log line.
+   * An exception in `inner` becomes a 500 carrying the request id (and is logged with it).
+   */
+  wrap<S>(inner: ObservedHandler<S>): (req: Request, server: S) => Promise<Response> {
+    return async (req, server) => {
+      const ex = new Exchange(this, req);
+      let res: Response;
+      try {
+        res = await inner(req, server, ex);
+      } catch (err) {
+        ex.crashed(err);
+        res = new Response(INTERNAL_ERROR_BODY, { status: 500, headers: { "content-type": "application/json" } });
+      }
+      return ex.reply(res);
+    };
+  }
+
+  /** GET /metrics: the Prometheus text; undefined when metrics are disabled (the path is then forwarded). */
+  metricsResponse(): Response | undefined {
+    if (!this.metrics) return undefined;
+    return new Response(this.metrics.render(), { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });
+  }
+
+  /** GET /memory-routing/stats: the JSON summary, or 404 saying how to turn metrics on. */
+  statsResponse(): Response {
+    if (!this.metrics) {
+      return errorResponse(new ProxyError(404, "not_found", `usage statistics are off: set memproxy.metrics.enabled: true in ${this.source}`));
+    }
+    return new Response(JSON.stringify(this.metrics.stats(), null, 2) + "\n", { headers: { "content-type": "application/json" } });
+  }
+}
+
+/**
+ * One request from arrival to its response's last byte. It is the forward's observer: it counts the
+ * bytes both ways, feeds the response chunks to the usage parser, and when the body ends writes the
+ * access line and the metrics. Nothing here waits for anything or holds a chunk back.
+ */
+export class Exchange implements ForwardObserver {
+  /** The request id: the client's own when well-formed, else a new one. */
+  readonly id: string;
+  private readonly start = performance.now();
+  private readonly path: string;
+  private decision: RoutingDecision | undefined;
+  private status = 0;
+  private headSeen = false;
+  private ttfbMs: number | undefined;
+  private bytesIn = 0;
+  private bytesOut = 0;
+  private tap: BodyTap | undefined;
+  private bufferedBody: ArrayBuffer | undefined;
+  private usage: UsageParser | undefined;
+  private sse = false;
+  private outcome: BodyOutcome | "crashed" | undefined;
+  private clientGone = false;
+  private backendError: BackendErrorKind | undefined;
+  private error: string | undefined;
+  private done = false;
+
+  constructor(
+    private readonly obs: Observability,
+    private readonly req: Request,
+  ) {
+    this.id = requestIdFor(req.headers);
+    // The path without its query: a query string can carry keys (?key=...).
+    const url = req.url;
+    const from = url.indexOf("/", url.indexOf("//") + 2);
+    const q = url.indexOf("?", from);
+    this.path = from < 0 ? "/" : q < 0 ? url.slice(from) : url.slice(from, q);
+  }
+
+  /** The request was routed to a user id and is about to be forwarded. */
+  routed(decision: RoutingDecision): void {
+    if (!this.decision) this.obs.metrics?.requestsInFlight.inc();
+    this.decision = decision;
+  }
+
+  /** A backend call failed before its response head (counted per attempt: a retry may follow). */
+  backendFailed(err: unknown): void {
+    if (err instanceof BackendFailure) {
+      if (err.kind === "client_gone") {
+        this.clientGone = true;
+        return;
+      }
+      this.count(err.kind === "timeout" ? "timeout" : err.kind === "connect" ? "connect" : "reset");
+    }
+    this.error = describe(err);
+  }
+
+  /** The handler threw: the answer is a 500. */
+  crashed(err: unknown): void {
+    this.outcome = "crashed";
+    this.error = describe(err);
+  }
+
+  /** Stamps x-request-id on the response; completes the exchange unless its body is still being watched. */
+  reply(res: Response): Response {
+    try {
+      res.headers.set(REQUEST_ID_HEADER, this.id);
+    } catch {
+      // Immutable headers (a Response made elsewhere): copy it.
+      res = new Response(res.body, res);
+      res.headers.set(REQUEST_ID_HEADER, this.id);
+    }
+    if (!this.headSeen) {
+      this.status = res.status;
+      this.complete();
+    }
+    return res;
+  }
+
+  // ForwardObserver: called by forward() as the bytes pass.
+
+  requestBody<B extends ReadableStream<Uint8Array> | ArrayBuffer>(body: B): B {
+    const json = this.req.headers.get("content-type")?.includes("json") ?? false;
+    if (body instanceof ArrayBuffer) {
+      this.bytesIn = body.byteLength;
+      if (json) this.bufferedBody = body;
+      return body;
+    }
+    const tapped = tapRequestBody(body as ReadableStream<Uint8Array>, json);
+    this.tap = tapped.tap;
+    return tapped.body as B;
+  }
+
+  responseHead(res: Response): void {
+    this.headSeen = true;
+    this.status = res.status;
+    if (res.status >= 500) this.count("5xx");
+    const type = res.headers.get("content-type");
+    if (this.obs.metrics) this.usage = usageParserFor(type);
+    if (type?.includes("text/event-stream")) {
+      this.sse = true;
+      this.obs.metrics?.streamsInFlight.inc();
+    }
+  }
+
+  chunk(bytes: Uint8Array): void {
+    if (this.ttfbMs === undefined) this.ttfbMs = performance.now() - this.start;
+    this.bytesOut += bytes.length;
+    this.usage?.push(bytes);
+  }
+
+  end(outcome: BodyOutcome, error?: unknown): void {
+    if (this.outcome !== undefined) return;
+    this.outcome = outcome;
+    if (outcome === "cancelled") this.clientGone = true;
+    if (outcome === "failed") {
+      this.count(error instanceof StreamIdleTimeout ? "timeout" : "reset");
+      this.error = describe(error);
+    }
+    this.complete();
+  }
+
+  private count(kind: BackendErrorKind): void {
+    this.backendError = kind;
+    this.obs.metrics?.backendError(kind);
+  }
+
+  private model(): string | undefined {
+    if (this.tap) return this.tap.model();
+    if (this.bufferedBody) return modelFromJsonPrefix(new TextDecoder().decode(this.bufferedBody.slice(0, MODEL_SCAN_LIMIT)));
+    return undefined;
+  }
+
+  /** Writes the access line and the metrics, once. */
+  private complete(): void {
+    if (this.done) return;
+    this.done = true;
+    const durationMs = performance.now() - this.start;
+    const { logger, metrics } = this.obs;
+    const d = this.decision;
+    if (!d && this.obs.ownPaths.has(this.path)) {
+      if (logger.enabled("debug")) {
+        logger.debug("request", { request_id: this.id, method: this.req.method, path: this.path, status: this.status, duration_ms: ms(durationMs) });
+      }
+      return;
+    }
+    if (this.tap) this.bytesIn = this.tap.bytes;
+    const usage = this.usage?.end();
+    const model = this.model() ?? usage?.model;
+    const failed = this.status >= 400 || this.outcome === "failed" || this.outcome === "crashed";
+    if (metrics) {
+      if (d) metrics.requestsInFlight.dec();
+      if (this.sse) metrics.streamsInFlight.dec();
+      const user = metrics.user(d ? d.user_id : NO_USER);
+      metrics.record({
+        user,
+        route: routeIndex(this.path),
+        status: this.status,
+        failed,
+        durationSeconds: durationMs / 1000,
+        ttfbSeconds: this.ttfbMs === undefined ? undefined : this.ttfbMs / 1000,
+        clientDisconnected: this.clientGone,
+      });
+      if (usage) metrics.tokens(user, model ?? "unknown", usage.inputTokens, usage.outputTokens);
+    }
+    const level = this.outcome === "crashed" ? "error" : this.status >= 500 || this.outcome === "failed" ? "warn" : "info";
+    if (!logger.enabled(level)) return;
+    const ua = this.req.headers.get("user-agent");
+    const fields: LogFields = {
+      request_id: this.id,
+      method: this.req.method,
+      path: this.path,
+      user_id: d?.user_id ?? null,
+      decided_by: d ? (d.custom_header_present ? "custom_header" : d.matched_pattern ? "pattern" : "default") : null,
+      pattern: d?.matched_pattern ? `${d.matched_pattern.header}: ${d.matched_pattern.pattern}` : undefined,
+      user_agent: ua && ua.length > USER_AGENT_MAX ? ua.slice(0, USER_AGENT_MAX) : ua,
+      model: model ?? null,
+      status: this.status,
+      bytes_in: this.bytesIn,
+      bytes_out: this.bytesOut,
+      ttfb_ms: this.ttfbMs === undefined ? null : ms(this.ttfbMs),
+      duration_ms: ms(durationMs),
+      client_disconnected: this.clientGone,
+      input_tokens: usage?.inputTokens,
+      output_tokens: usage?.outputTokens,
+      backend_error: this.backendError,
+      error: this.error,
+    };
+    logger[level]("request", fields);
+  }
+}
+
+/** Milliseconds with one decimal. */
+function ms(x: number): number {
+  return Math.round(x * 10) / 10;
+}
+
+/** An error for the log: its message, with any user:password in a URL removed. */
+function describe(err: unknown): string {
+  const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return text.replace(/\/\/[^/@\s]*@/g, "//[redacted]@");
+}
