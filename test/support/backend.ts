@@ -18,8 +18,10 @@ export interface RecordingBackend extends AsyncDisposable {
   readonly port: number;
   readonly received: Received[];
   handler: Handler;
-  /** Resolves with the next request that arrives (or the nth already received). */
+  /** Resolves with the next request that arrives after this call. */
   nextRequest(): Promise<Received>;
+  /** Resolves once `count` requests have arrived in all (at once if they already have). */
+  waitFor(count: number): Promise<Received[]>;
   stop(): Promise<void>;
 }
 
@@ -34,6 +36,7 @@ export const echo: Handler = (_req, r) =>
 export function startBackend(handler: Handler = echo, options: { readBody?: boolean } = {}): RecordingBackend {
   const received: Received[] = [];
   const waiters: ((r: Received) => void)[] = [];
+  const counters: { count: number; resolve: (r: Received[]) => void }[] = [];
   const readBody = options.readBody ?? true;
   const server: Server<undefined> = Bun.serve({
     hostname: "127.0.0.1",
@@ -50,6 +53,9 @@ export function startBackend(handler: Handler = echo, options: { readBody?: bool
       };
       received.push(r);
       waiters.shift()?.(r);
+      for (let i = counters.length - 1; i >= 0; i--) {
+        if (received.length >= counters[i]!.count) counters.splice(i, 1)[0]!.resolve(received);
+      }
       return backend.handler(req, r);
     },
   });
@@ -60,6 +66,8 @@ export function startBackend(handler: Handler = echo, options: { readBody?: bool
     received,
     handler,
     nextRequest: () => new Promise((resolve) => waiters.push(resolve)),
+    waitFor: (count) =>
+      received.length >= count ? Promise.resolve(received) : new Promise((resolve) => counters.push({ count, resolve })),
     stop: () => (stopped ??= server.stop(true)),
     [Symbol.asyncDispose]: () => backend.stop(),
   };

@@ -1,0 +1,107 @@
+import { describe, expect, test } from "bun:test";
+import { BackendPool } from "../src/backends.ts";
+import { readJson, startBackend } from "./support/backend.ts";
+import { startProxy } from "./support/memproxy.ts";
+
+const config = (urls: string[], extra = "") => `
+litellm_backend_url:
+${urls.map((u) => `  - ${u}`).join("\n")}
+memproxy:
+  backends:
+    cooldown: 200ms
+${extra}`;
+
+/** A URL where nothing listens. */
+async function deadUrl(): Promise<string> {
+  const b = startBackend();
+  await b.stop();
+  return b.url;
+}
+
+describe("several backends", () => {
+  test("requests go to the backend with the fewest in flight", async () => {
+    let releaseSlow!: () => void;
+    const slowGate = new Promise<void>((r) => (releaseSlow = r));
+    await using a = startBackend(async () => {
+      await slowGate;
+      return new Response("a");
+    });
+    await using b = startBackend(() => new Response("b"));
+    await using p = startProxy(config([a.url, b.url]));
+    const first = fetch(p.url + "/v1/chat/completions", { method: "POST", body: "{}" });
+    await a.waitFor(1);
+    // a has one request in flight, b none: each next request (one at a time) goes to b.
+    const answers: string[] = [];
+    for (let i = 0; i < 3; i++) answers.push(await (await fetch(p.url + "/v1/models")).text());
+    expect(answers).toEqual(["b", "b", "b"]);
+    releaseSlow();
+    expect(await (await first).text()).toBe("a");
+  });
+
+  test("a refused connection is retried on another backend, with the same body; the dead one is marked down", async () => {
+    const dead = await deadUrl();
+    await using live = startBackend();
+    await using p = startProxy(config([dead, live.url]));
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(p.url + "/v1/chat/completions", { method: "POST", body: JSON.stringify({ i }), headers: { "x-memory-user-id": "u1" } });
+      expect(res.status).toBe(200);
+    }
+    expect(live.received.map((r) => new TextDecoder().decode(r.body))).toEqual(['{"i":0}', '{"i":1}', '{"i":2}']);
+    expect(live.received.every((r) => r.headers.get("x-sm-user-id") === "u1")).toBe(true);
+    const health = await readJson(await fetch(p.url + "/health"));
+    expect(health.status).toBe("degraded");
+    expect(health.backends).toEqual([
+      expect.objectContaining({ url: dead, status: "down" }),
+      expect.objectContaining({ url: live.url, status: "up" }),
+    ]);
+  });
+
+  test("a body too large to keep is not retried: the client gets the 502", async () => {
+    const dead = await deadUrl();
+    await using live = startBackend();
+    await using p = startProxy(config([dead, live.url], "    retry_body_size: 10"));
+    // Both are believed up with nothing in flight: the first in the list (the dead one) is tried first.
+    const res = await fetch(p.url + "/v1/chat/completions", { method: "POST", body: "x".repeat(100) });
+    expect(res.status).toBe(502);
+    expect((await readJson(res)).error.code).toBe("backend_unreachable");
+    expect(live.received).toHaveLength(0);
+    // Now it is known down: the next request goes to the live one.
+    expect((await fetch(p.url + "/v1/chat/completions", { method: "POST", body: "x".repeat(100) })).status).toBe(200);
+  });
+
+  test("a backend marked down gets traffic again only after a successful probe", async () => {
+    let alive = false;
+    await using flaky = startBackend(() => new Response(alive ? "ok" : "no", { status: alive ? 200 : 503 }));
+    const { promise: cameBack, resolve } = Promise.withResolvers<void>();
+    const pool = new BackendPool([flaky.url, "http://127.0.0.1:9"], {
+      cooldownMs: 50,
+      probeTimeoutMs: 1000,
+      onChange: (_b, up) => up && resolve(),
+    });
+    try {
+      const f = pool.backends[0]!;
+      pool.markDown(f, "test");
+      expect(pool.pick()!.url).toBe("http://127.0.0.1:9");
+      // The first probe is refused by the liveness check: still down.
+      await flaky.waitFor(1);
+      expect(flaky.received[0]!.path).toBe("/health/liveliness");
+      expect(pool.pick()!.url).toBe("http://127.0.0.1:9");
+      alive = true;
+      await cameBack;
+      expect(f.downUntil).toBe(0);
+      expect(pool.pick()!.url).toBe(flaky.url);
+    } finally {
+      pool.close();
+    }
+  });
+
+  test("with every backend down, a request still tries them (a lone backend that came back is used at once)", async () => {
+    await using b = startBackend();
+    await using p = startProxy(config([b.url]));
+    const pool = new BackendPool([b.url], { cooldownMs: 60_000, probeTimeoutMs: 100 });
+    pool.markDown(pool.backends[0]!, "test");
+    expect(pool.pick()!.url).toBe(b.url);
+    pool.close();
+    expect((await fetch(p.url + "/v1/models")).status).toBe(200);
+  });
+});
