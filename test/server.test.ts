@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { readJson, startBackend } from "./support/backend.ts";
+import { echo, readJson, startBackend } from "./support/backend.ts";
 import { startProxy } from "./support/memproxy.ts";
 import { VERSION } from "../src/version.ts";
 
@@ -114,3 +114,130 @@ describe("listening", () => {
     expect(await fetch(p.url + "/health/liveliness").catch((e) => e)).toBeInstanceOf(Error);
   });
 });
+
+describe("limits and bad input", () => {
+  const limited = (backend: string, limits: string) => `litellm_backend_url: ${backend}\nmemproxy:\n  limits:\n${limits}`;
+
+  test("a body over max_body_size announced by Content-Length: 413 at once, nothing forwarded", async () => {
+    await using b = startBackend();
+    await using p = startProxy(limited(b.url, "    max_body_size: 100MB\n"));
+    // 1 GB announced; only the head and a little of the body are ever sent.
+    const reply = await rawExchange(p.port, `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: ${1e9}\r\n\r\n` + "x".repeat(65536));
+    expect(reply).toStartWith("HTTP/1.1 413");
+    const body = JSON.parse(reply.slice(reply.indexOf("\r\n\r\n") + 4).replace(/^[0-9a-f]+\r\n|\r\n0\r\n\r\n$/g, ""));
+    expect(body.error.code).toBe("request_too_large");
+    expect(body.error.message).toContain("memproxy.limits.max_body_size");
+    expect(b.received).toHaveLength(0);
+  });
+
+  test("a chunked body that grows past max_body_size: 413, and the upload is stopped, not read to its end", async () => {
+    await using b = startBackend(echo, { readBody: true });
+    await using p = startProxy(limited(b.url, "    max_body_size: 1MiB\n"));
+    let produced = 0;
+    const chunk = new Uint8Array(64 * 1024);
+    const upload = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (produced >= 1e9) return c.close();
+        produced += chunk.length;
+        c.enqueue(chunk);
+      },
+    });
+    const res = await fetch(p.url + "/v1/files", { method: "POST", body: upload, duplex: "half" } as RequestInit);
+    expect(res.status).toBe(413);
+    expect((await readJson(res)).error.code).toBe("request_too_large");
+    expect(produced).toBeLessThan(1e9);
+  });
+
+  test("headers over max_header_size: 431 in the OpenAI shape", async () => {
+    await using b = startBackend();
+    await using p = startProxy(limited(b.url, "    max_header_size: 8KiB\n"));
+    const res = await fetch(p.url + "/v1/chat/completions", { method: "POST", body: "{}", headers: { "x-big": "y".repeat(10_000) } });
+    expect(res.status).toBe(431);
+    expect((await readJson(res)).error.message).toContain("memproxy.limits.max_header_size");
+    expect(b.received).toHaveLength(0);
+  });
+
+  test("a 10 KB custom-header value or one with control characters is refused, not forwarded", async () => {
+    await using b = startBackend();
+    await using p = startProxy(`litellm_backend_url: ${b.url}\n`);
+    const long = await fetch(p.url + "/v1/chat/completions", { method: "POST", body: "{}", headers: { "x-memory-user-id": "a".repeat(10_240) } });
+    expect(long.status).toBe(400);
+    expect((await readJson(long)).error.message).toContain("10240 characters");
+    const ctl = await rawExchange(p.port, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-memory-user-id: a\x01b\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+    expect(ctl).toStartWith("HTTP/1.1 400");
+    const tab = await rawExchange(p.port, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-memory-user-id: a\tb\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+    expect(tab).toStartWith("HTTP/1.1 400");
+    expect(b.received).toHaveLength(0);
+  });
+
+  test("beyond max_concurrent_requests: 503 with Retry-After; the requests in flight complete", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    await using b = startBackend(async () => {
+      await gate;
+      return new Response("done");
+    });
+    await using p = startProxy(limited(b.url, "    max_concurrent_requests: 2\n"));
+    const held = [0, 1].map(() => fetch(p.url + "/v1/chat/completions", { method: "POST", body: "{}" }));
+    await b.waitFor(2);
+    const over = await fetch(p.url + "/v1/chat/completions", { method: "POST", body: "{}" });
+    expect(over.status).toBe(503);
+    expect(over.headers.get("retry-after")).toBe("1");
+    expect((await readJson(over)).error.code).toBe("overloaded");
+    release();
+    expect(await Promise.all(held.map(async (r) => (await r).text()))).toEqual(["done", "done"]);
+    expect(b.received).toHaveLength(2);
+  });
+
+  test("a client that sends its request byte by byte is served intact", async () => {
+    await using b = startBackend();
+    await using p = startProxy(`litellm_backend_url: ${b.url}\n`);
+    const raw =
+      "POST /v1/messages?beta=true HTTP/1.1\r\nHost: x\r\nUser-Agent: slow-client/1\r\nx-memory-user-id: slow\r\n" +
+      'Content-Type: application/json\r\nContent-Length: 11\r\nConnection: close\r\n\r\n{"a":"bc"}\n';
+    const reply = await rawExchange(p.port, raw, { byteByByte: true });
+    expect(reply).toStartWith("HTTP/1.1 200");
+    const got = b.received[0]!;
+    expect(got.path).toBe("/v1/messages?beta=true");
+    expect(got.headers.get("x-sm-user-id")).toBe("slow");
+    expect(new TextDecoder().decode(got.body)).toBe('{"a":"bc"}\n');
+  });
+});
+
+/** Writes raw bytes (optionally one at a time, yielding between them) and reads until the server closes or answers a full head + small body. */
+async function rawExchange(port: number, raw: string, options: { byteByByte?: boolean } = {}): Promise<string> {
+  let text = "";
+  const { promise, resolve, reject } = Promise.withResolvers<string>();
+  const dec = new TextDecoder();
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    socket: {
+      data(s, d) {
+        text += dec.decode(d, { stream: true });
+        // A complete small answer: stop reading without waiting for the server to close.
+        const head = text.indexOf("\r\n\r\n");
+        if (head >= 0) {
+          const len = /content-length: (\d+)/i.exec(text.slice(0, head));
+          if ((len && text.length >= head + 4 + Number(len[1])) || text.endsWith("\r\n0\r\n\r\n")) {
+            s.end();
+            resolve(text);
+          }
+        }
+      },
+      close: () => resolve(text),
+      error: (_s, e) => reject(e),
+    },
+  });
+  const bytes = new TextEncoder().encode(raw);
+  if (options.byteByByte) {
+    for (let i = 0; i < bytes.length; i++) {
+      socket.write(bytes.subarray(i, i + 1));
+      socket.flush();
+      await new Promise((r) => setImmediate(r));
+    }
+  } else {
+    socket.write(bytes);
+  }
+  return promise;
+}
