@@ -229,6 +229,32 @@ describe("streaming", () => {
   });
 });
 
+describe("backend failures mid-stream", () => {
+  test("a backend that resets mid-stream ends the client's stream promptly", async () => {
+    const stream = manualStream();
+    await using b = startBackend(() => new Response(stream.body, { headers: { "content-type": "text/event-stream" } }));
+    await using p = startProxy(CONFIG(b.url));
+    const pending = fetch(p.url + "/v1/chat/completions", { method: "POST", body: "{}" });
+    stream.send("data: one\n\n");
+    const reader = textReader(await pending);
+    await reader.until("one");
+    stream.fail();
+    expect(await reader.rest().catch((e) => e)).toBeInstanceOf(Error);
+  });
+
+  test("a backend that sends its head and then nothing: the stream idle timeout ends it", async () => {
+    const stream = manualStream();
+    await using b = startBackend(() => new Response(stream.body, { headers: { "content-type": "text/event-stream" } }));
+    await using p = startProxy(CONFIG(b.url, "    stream_idle_timeout: 300ms"));
+    const pending = fetch(p.url + "/v1/chat/completions", { method: "POST", body: "{}" });
+    stream.send(": connected\n\n");
+    const reader = textReader(await pending);
+    await reader.until("connected");
+    expect(await reader.rest().catch((e) => e)).toBeInstanceOf(Error);
+    await stream.cancelled; // the backend call was abandoned too
+  });
+});
+
 describe("backend failures before the first byte", () => {
   test("unreachable: 502 in the OpenAI error shape, naming the backend", async () => {
     const dead = startBackend();

@@ -31,8 +31,8 @@ export function compiledBinary(): Promise<string> {
 export interface MemproxyProcess extends AsyncDisposable {
   readonly proc: ReturnType<typeof Bun.spawn>;
   readonly lines: string[];
-  /** Resolves with the first output line (stdout or stderr) that contains `needle`. */
-  waitForLine(needle: string | RegExp): Promise<string>;
+  /** Resolves with the first output line (stdout or stderr) that contains `needle`, from line `from` on (default 0). */
+  waitForLine(needle: string | RegExp, from?: number): Promise<string>;
   /** Resolves with the URL from the "listening on" line. */
   listening(): Promise<string>;
   readonly exited: Promise<number>;
@@ -73,9 +73,9 @@ export function spawnMemproxy(cmd: string[], options: { cwd?: string; env?: Reco
     for (const w of endWaiters) w();
   });
   const exited = pumped.then(() => proc.exited);
-  const waitForLine = (needle: string | RegExp) => {
+  const waitForLine = (needle: string | RegExp, from = 0) => {
     const test = (l: string) => (typeof needle === "string" ? l.includes(needle) : needle.test(l));
-    const found = lines.find(test);
+    const found = lines.slice(from).find(test);
     if (found !== undefined) return Promise.resolve(found);
     return new Promise<string>((resolve, reject) => {
       watchers.push({ test, resolve });
