@@ -5,6 +5,7 @@ import { createLogger } from "./log.ts";
 import { compileRouter } from "./router.ts";
 import { watchFile } from "./reload.ts";
 import { ListenError, startServer } from "./server.ts";
+import { serviceCommand } from "./service.ts";
 import { VERSION } from "./version.ts";
 
 const HELP = `memproxy ${VERSION}: memory-routing proxy for AI coding tools, in front of LiteLLM.
@@ -13,12 +14,14 @@ Usage:
   memproxy [--config FILE] [--host H] [--port N] [--backend URL]
   memproxy check --config FILE
   memproxy explain [--config FILE] -H 'User-Agent: ...' [-H 'Name: value' ...]
+  memproxy service install [--config FILE] [--dry-run] | service uninstall | service status
   memproxy --help | --version
 
 Commands:
   (none)     run the proxy (the embedded default config when --config is not given)
   check      validate a config file and summarise it; exit 1 with the problems if invalid
   explain    print the routing decision for the given request headers, without a server
+  service    run memproxy in the background: a systemd user service (Linux) or a launchd agent (macOS)
 
 Options:
   -c, --config FILE   YAML config, shared with LiteLLM (user_id_mappings, litellm_backend_url, memproxy)
@@ -48,6 +51,8 @@ class UsageError extends Error {}
  * @returns the exit code (0 ok, 1 failure, 2 usage error).
  */
 export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
+  // service has options of its own (--dry-run, ...).
+  if (argv[0] === "service") return serviceCommand(argv.slice(1), io);
   let parsed;
   try {
     parsed = parseArgs({

@@ -127,3 +127,62 @@ describe("memproxy (compiled)", () => {
   });
 });
 
+
+describe("graceful shutdown (compiled)", () => {
+  const sse = () => {
+    const { manualStream } = require("./support/backend.ts") as typeof import("./support/backend.ts");
+    return manualStream();
+  };
+
+  test("SIGTERM during a live stream: no new connections, the stream finishes, exit 0", async () => {
+    const stream = sse();
+    await using backend = startBackend(() => new Response(stream.body, { headers: { "content-type": "text/event-stream" } }));
+    await using mp = spawnMemproxy([bin, "--port", "0", "--backend", backend.url], { cwd: dir });
+    const url = await mp.listening();
+    const pending = fetch(url + "/v1/chat/completions", { method: "POST", body: "{}" });
+    stream.send("data: 1\n\n");
+    const res = await pending;
+    const reader = res.body!.getReader();
+    const dec = new TextDecoder();
+    let got = dec.decode((await reader.read()).value);
+    mp.proc.kill("SIGTERM");
+    await mp.waitForLine("shutting down");
+    expect(await fetch(url + "/health/liveliness").catch((e) => e)).toBeInstanceOf(Error);
+    stream.send("data: 2\n\n");
+    stream.send("data: [DONE]\n\n");
+    stream.close();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) got += dec.decode(r.value);
+    expect(got).toBe("data: 1\n\ndata: 2\n\ndata: [DONE]\n\n");
+    expect(await mp.exited).toBe(0);
+  });
+
+  test("a stream still running at the drain timeout is cut, logged and counted; exit 0", async () => {
+    const stream = sse();
+    await using backend = startBackend(() => new Response(stream.body, { headers: { "content-type": "text/event-stream" } }));
+    const cfg = file("drain.yaml", `litellm_backend_url: ${backend.url}\nmemproxy:\n  listen: {port: 0}\n  shutdown: {drain_timeout: 300ms}\n`);
+    await using mp = spawnMemproxy([bin, "--config", cfg], { cwd: dir });
+    const url = await mp.listening();
+    const pending = fetch(url + "/v1/chat/completions", { method: "POST", body: "{}" });
+    stream.send("data: 1\n\n");
+    const res = await pending;
+    mp.proc.kill("SIGTERM");
+    expect(await res.text().catch((e) => e)).toBeDefined();
+    expect(await mp.waitForLine("cut 1 request(s)")).toContain('"cut":1');
+    expect(await mp.exited).toBe(0);
+  });
+
+  test("a second signal exits at once", async () => {
+    const stream = sse();
+    await using backend = startBackend(() => new Response(stream.body, { headers: { "content-type": "text/event-stream" } }));
+    await using mp = spawnMemproxy([bin, "--port", "0", "--backend", backend.url], { cwd: dir });
+    const url = await mp.listening();
+    const pending = fetch(url + "/v1/chat/completions", { method: "POST", body: "{}" });
+    stream.send("data: 1\n\n");
+    await pending;
+    mp.proc.kill("SIGTERM");
+    await mp.waitForLine("shutting down");
+    mp.proc.kill("SIGTERM");
+    expect(await mp.exited).toBe(1);
+    expect(mp.lines.join("\n")).toContain("second SIGTERM, exiting at once");
+  });
+});
