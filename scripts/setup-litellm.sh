@@ -4,16 +4,23 @@
 #   LITELLM_BIN=$(bash scripts/setup-litellm.sh | tail -n1)
 #
 # The last (and only) line on stdout is the absolute path of the `litellm` executable.
-# Everything else goes to stderr. Idempotent: a working install of the pinned version is reused.
+# Everything else goes to stderr. Idempotent: a working install of the pinned version is reused
+# (the check imports LiteLLM, about 3-4 s); a fresh install took 52-126 s here (network-bound).
 #
 # Environment:
-#   MEMPROXY_CACHE_DIR   cache root (default: $HOME/.cache/memproxy)
+#   MEMPROXY_CACHE_DIR   cache root (default: $HOME/.cache/memproxy); venv at <root>/litellm-<version>/venv
 #   LITELLM_VERSION      override the pinned version (default below)
-#   PYTHON               Python interpreter to build the venv with (default: python3, >= 3.10)
+#   PYTHON               interpreter to build the venv with (default: python3; LiteLLM needs >= 3.10)
 set -euo pipefail
 
-# Pinned. 1.110.x cannot be installed: its [proxy] extra requires `litellm-proxy==1.110.x`, which is not on PyPI.
+# Pinned. Newer releases do not install from PyPI here: 1.110.x's [proxy] extra requires `litellm-proxy==1.110.x`
+# (not on PyPI), 1.108.8 to 1.109.3 pin litellm-proxy-extras / litellm-enterprise releases that are not on it either.
 LITELLM_VERSION="${LITELLM_VERSION:-1.108.7}"
+# `prisma` is not in the [proxy] extra, but LiteLLM's auth-error path imports it: without it a request with no key
+# gets a bare "500 Internal Server Error" instead of 401. No database is used; the client is only imported.
+PRISMA_VERSION="0.15.0"
+REQUIREMENTS=("litellm[proxy]==$LITELLM_VERSION" "prisma==$PRISMA_VERSION")
+
 CACHE_DIR="${MEMPROXY_CACHE_DIR:-${HOME:?HOME is not set}/.cache/memproxy}"
 PYTHON="${PYTHON:-python3}"
 
@@ -25,16 +32,19 @@ CACHE_DIR="$(cd "$CACHE_DIR" && pwd -P)"
 BASE="$CACHE_DIR/litellm-$LITELLM_VERSION"
 VENV="$BASE/venv"
 BIN="$VENV/bin/litellm"
-MARKER="$BASE/.installed"
+MARKER="$BASE/.installed"   # holds the requirement list it was built from
 
-# True when the venv holds the pinned version and the proxy's entry point imports.
+# True when the venv was completely built from exactly these requirements and the proxy imports.
 is_ready() {
   [[ -f "$MARKER" && -x "$BIN" && -x "$VENV/bin/python" ]] || return 1
+  [[ "$(cat "$MARKER")" == "${REQUIREMENTS[*]}" ]] || return 1
   # LITELLM_LOCAL_MODEL_COST_MAP: importing litellm otherwise fetches its cost map from GitHub (with retries).
-  LITELLM_LOCAL_MODEL_COST_MAP=True "$VENV/bin/python" - "$LITELLM_VERSION" >/dev/null 2>&1 <<'PY'
+  LITELLM_LOCAL_MODEL_COST_MAP=True "$VENV/bin/python" - "$LITELLM_VERSION" "$PRISMA_VERSION" >/dev/null 2>&1 <<'PY'
 import sys, importlib.metadata as md
 assert md.version("litellm") == sys.argv[1]
+assert md.version("prisma") == sys.argv[2]
 import litellm.proxy.proxy_cli  # the module behind the `litellm` command
+import prisma.errors
 PY
 }
 
@@ -53,28 +63,25 @@ fi
 
 command -v "$PYTHON" >/dev/null 2>&1 || die "python interpreter '$PYTHON' not found (set PYTHON=...)"
 "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
-  || die "$PYTHON is $("$PYTHON" -V 2>&1); litellm needs Python >= 3.10"
+  || die "$PYTHON is $("$PYTHON" -V 2>&1); litellm $LITELLM_VERSION needs Python >= 3.10"
 
 start=$(date +%s)
-log "installing litellm[proxy]==$LITELLM_VERSION into $VENV (this takes a minute or two)"
+log "installing ${REQUIREMENTS[*]} into $VENV (takes 1-2 minutes)"
 rm -rf "$VENV" "$MARKER"
 "$PYTHON" -m venv "$VENV" >&2 \
   || die "could not create a venv with $PYTHON (on Debian/Ubuntu: apt-get install python3-venv)"
 
-pip_install() {
-  "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input --quiet "$@" >&2
-}
-if ! pip_install "litellm[proxy]==$LITELLM_VERSION"; then
+if ! "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input --quiet "${REQUIREMENTS[@]}" >&2; then
   rm -rf "$VENV"
-  die "pip could not install litellm[proxy]==$LITELLM_VERSION (network to PyPI? see pip output above)"
+  die "pip could not install ${REQUIREMENTS[*]} (no access to PyPI? see pip's output above)"
 fi
 
-touch "$MARKER"
+printf '%s' "${REQUIREMENTS[*]}" >"$MARKER"
 if ! is_ready; then
-  LITELLM_LOCAL_MODEL_COST_MAP=True "$VENV/bin/python" -c 'import litellm.proxy.proxy_cli' >&2 || true
+  LITELLM_LOCAL_MODEL_COST_MAP=True "$VENV/bin/python" -c 'import litellm.proxy.proxy_cli, prisma.errors' >&2 || true
   rm -rf "$VENV" "$MARKER"
-  die "litellm $LITELLM_VERSION installed but does not import (see traceback above)"
+  die "litellm $LITELLM_VERSION installed but does not import (see the traceback above)"
 fi
 
-log "installed litellm $LITELLM_VERSION in $(( $(date +%s) - start ))s"
+log "installed litellm $LITELLM_VERSION in $(($(date +%s) - start))s"
 printf '%s\n' "$BIN"
