@@ -1,11 +1,13 @@
 // The command line: a thin shell over the library. Only this file reads argv, handles signals and exits.
 import { parseArgs } from "node:util";
-import { ConfigError, loadConfig, type Config } from "./config.ts";
+import { startApp, type App } from "./app.ts";
+import { ConfigError, litellmUrl, loadConfig, type Config } from "./config.ts";
 import { createLogger } from "./log.ts";
 import { compileRouter } from "./router.ts";
 import { watchFile } from "./reload.ts";
 import { ListenError, startServer } from "./server.ts";
 import { serviceCommand } from "./service.ts";
+import { SupervisorError } from "./supervisor.ts";
 import { VERSION } from "./version.ts";
 
 const HELP = `memproxy ${VERSION}: memory-routing proxy for AI coding tools, in front of LiteLLM.
@@ -28,6 +30,9 @@ Options:
       --host H        listen address (default 127.0.0.1)
   -p, --port N        listen port (default 8764)
       --backend URL   LiteLLM's URL (default http://127.0.0.1:8765)
+      --spawn-litellm start LiteLLM on the same config file and supervise it (memproxy.litellm.spawn)
+      --litellm-command PATH  the LiteLLM executable (default: litellm on PATH)
+      --litellm-port N        the port LiteLLM listens on, on 127.0.0.1 (default 8765)
   -H, --header 'N: V' a request header, for explain (repeatable)
   -h, --help          show this help
   -v, --version       print the version
@@ -64,6 +69,9 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         host: { type: "string" },
         port: { type: "string", short: "p" },
         backend: { type: "string" },
+        "spawn-litellm": { type: "boolean" },
+        "litellm-command": { type: "string" },
+        "litellm-port": { type: "string" },
         header: { type: "string", short: "H", multiple: true },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "v" },
@@ -129,16 +137,34 @@ async function configWithOverrides(values: Options): Promise<Config> {
     if (u.protocol !== "http:" && u.protocol !== "https:") throw new UsageError(`--backend: expected an http:// or https:// URL, got '${values.backend}'`);
     backends = [values.backend.replace(/\/+$/, "")];
   }
-  return { ...config, listen, backends };
+  const litellm = { ...config.litellm };
+  if (values["spawn-litellm"]) litellm.spawn = true;
+  if (values["litellm-command"] !== undefined) litellm.command = values["litellm-command"];
+  if (values["litellm-port"] !== undefined) {
+    const p = values["litellm-port"];
+    if (!/^\d+$/.test(p) || Number(p) < 1 || Number(p) > 65535) throw new UsageError(`--litellm-port: expected a port number from 1 to 65535, got '${p}'`);
+    litellm.port = Number(p);
+  }
+  // Without an explicit backend, memproxy forwards to the LiteLLM it starts.
+  if (litellm.spawn && !config.backendExplicit && values.backend === undefined) backends = [litellmUrl(litellm)];
+  return { ...config, listen, backends, litellm };
 }
 
-type Options = { config?: string; host?: string; port?: string; backend?: string };
+type Options = {
+  config?: string;
+  host?: string;
+  port?: string;
+  backend?: string;
+  "spawn-litellm"?: boolean;
+  "litellm-command"?: string;
+  "litellm-port"?: string;
+};
 
 async function run(config: Config, values: Options, io: CliIO): Promise<number> {
   const { level, format } = config.logging;
   const logger = createLogger({ level, format: format === "auto" ? undefined : format });
 
-  // Signals are taken before the server starts, so none is missed. The first SIGINT/SIGTERM drains;
+  // Signals are taken before anything starts, so none is missed. The first SIGINT/SIGTERM drains;
   // a second one exits at once. SIGHUP re-reads the config file.
   const pending: NodeJS.Signals[] = [];
   let wake: (() => void) | undefined;
@@ -151,17 +177,23 @@ async function run(config: Config, values: Options, io: CliIO): Promise<number> 
     pending.push(sig);
     wake?.();
   };
-  const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
-  const handlers = signals.map((sig) => [sig, onSignal(sig)] as const);
+  const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((sig) => [sig, onSignal(sig)] as const);
   for (const [sig, h] of handlers) process.on(sig, h);
   const nextSignal = async () => {
     while (!pending.length) await new Promise<void>((r) => (wake = r));
     return pending.shift()!;
   };
 
-  const server = startServer(config, { logger });
-  logger.info(`memproxy ${VERSION} listening on ${server.url}`, {
-    url: server.url,
+  let app: App;
+  try {
+    app = startApp(config, logger);
+  } catch (err) {
+    for (const [sig, h] of handlers) process.off(sig, h);
+    if (err instanceof SupervisorError) return io.err(`memproxy: ${err.message}\n`), 1;
+    throw err;
+  }
+  logger.info(`memproxy ${VERSION} listening on ${app.server.url}`, {
+    url: app.server.url,
     backend: config.backends.join(", "),
     config: config.source,
   });
@@ -174,29 +206,43 @@ async function run(config: Config, values: Options, io: CliIO): Promise<number> 
       if (why === "file changed" && text !== undefined && text === lastText) return;
       const next = await configWithOverrides(values);
       lastText = text;
-      const notes = server.reload(next);
+      const notes = app.reload(next);
       logger.info("config reloaded", { reason: why, config: next.source });
       for (const note of notes) logger.warn(note);
     } catch (err) {
       if (!(err instanceof ConfigError || err instanceof UsageError)) throw err;
       const problems = err instanceof ConfigError ? err.problems : [err.message];
-      server.reloadFailed(problems);
+      app.server.reloadFailed(problems);
       logger.error("config reload failed; still serving with the previous config", { reason: why, problems });
     }
   };
   if (values.config) lastText = await Bun.file(values.config).text().catch(() => undefined);
   const unwatch = values.config && config.reload.watch ? watchFile(values.config, () => void reload("file changed")) : undefined;
 
-  let signal: NodeJS.Signals;
-  while ((signal = await nextSignal()) === "SIGHUP") await reload("SIGHUP");
+  const signalled = (async () => {
+    let signal: NodeJS.Signals;
+    while ((signal = await nextSignal()) === "SIGHUP") await reload("SIGHUP");
+    return { signal };
+  })();
+  const broken = Promise.race([app.ready.then(() => new Promise<never>(() => {})), app.failed]).then(
+    (err) => ({ error: err }),
+    (err: unknown) => ({ error: err }),
+  );
+  const outcome = await Promise.race([signalled, broken]);
   shuttingDown = true;
   unwatch?.();
-  logger.info(`received ${signal}, shutting down`, { drain_timeout_ms: server.config.shutdown.drain_timeout });
-  const { cut } = await server.stop();
+  if ("error" in outcome) {
+    logger.error(outcome.error instanceof Error ? outcome.error.message : String(outcome.error));
+    io.err(`memproxy: ${outcome.error instanceof Error ? outcome.error.message : String(outcome.error)}\n`);
+  } else {
+    logger.info(`received ${outcome.signal}, shutting down`, { drain_timeout_ms: app.server.config.shutdown.drain_timeout });
+  }
+  const { cut, clean } = await app.stop();
   if (cut) logger.warn(`cut ${cut} request(s) still in flight after the drain timeout`, { cut });
+  if (!clean) logger.warn("LiteLLM had to be killed: it did not stop within memproxy.litellm.stop_timeout");
   for (const [sig, h] of handlers) process.off(sig, h);
   logger.info("stopped");
-  return 0;
+  return "error" in outcome || !clean ? 1 : 0;
 }
 
 function check(config: Config, io: CliIO): number {

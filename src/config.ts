@@ -181,7 +181,37 @@ const Metrics = v.strictObject({
   max_user_labels: v.optional(Int(1, 100_000), 100),
 });
 
+const Litellm = v.strictObject({
+  /** Start LiteLLM as a child and supervise it (also --spawn-litellm). */
+  spawn: v.optional(Bool, false),
+  /** The LiteLLM executable (a name on PATH or a path), or a command with its arguments. */
+  command: v.optional(v.union([v.pipe(v.string(), v.minLength(1)), v.pipe(v.array(v.string()), v.minLength(1))], "expected a command (string) or a list of strings"), "litellm"),
+  /** The config file LiteLLM reads; default: the same file as memproxy. */
+  config: v.optional(v.pipe(v.string(), v.minLength(1))),
+  host: v.optional(v.pipe(v.string(), v.minLength(1)), "127.0.0.1"),
+  port: v.optional(Int(1, 65535), 8765),
+  /** Extra command-line arguments, e.g. ["--num_workers", "2"]. */
+  args: v.optional(v.array(v.string()), []),
+  /** Extra environment for LiteLLM (API keys are better kept in the service's environment file). */
+  env: v.optional(v.record(v.string(), v.pipe(v.union([v.string(), v.number(), v.boolean()]), v.transform(String))), {}),
+  /** Longest wait for LiteLLM's /health/readiness at start and after a restart. */
+  ready_timeout: v.optional(Duration, 120),
+  /** On shutdown, how long LiteLLM gets after SIGTERM before SIGKILL. */
+  stop_timeout: v.optional(Duration, 15),
+  restart: v.optional(
+    v.strictObject({
+      initial_backoff: v.optional(Duration, 1),
+      max_backoff: v.optional(Duration, 30),
+      /** More unexpected exits than this within `window`: give up. */
+      max_restarts: v.optional(Int(0, 1000), 5),
+      window: v.optional(Duration, 300),
+    }),
+    {},
+  ),
+});
+
 const MemproxySection = v.strictObject({
+  litellm: v.optional(Litellm, {}),
   listen: v.optional(Listen, {}),
   forward: v.optional(Forward, {}),
   access: v.optional(Access, {}),
@@ -200,7 +230,6 @@ export const ConfigSchema = v.looseObject({
     v.union([BackendUrl, v.pipe(v.array(BackendUrl), v.minLength(1, "needs at least one URL"))], (i) =>
       `expected a URL or a list of URLs, got ${JSON.stringify(i.input)}`,
     ),
-    "http://127.0.0.1:8765",
   ),
   memproxy: v.optional(MemproxySection, {}),
 });
@@ -216,6 +245,9 @@ export interface Config {
   readonly source: string;
   readonly routing: RoutingConfig & { header_patterns: PatternRuleConfig[] };
   readonly backends: string[];
+  /** Whether litellm_backend_url was given; if not, the backend follows a spawned LiteLLM's port. */
+  readonly backendExplicit: boolean;
+  readonly litellm: ConfigFile["memproxy"]["litellm"];
   readonly listen: ConfigFile["memproxy"]["listen"];
   readonly forward: ForwardConfig;
   readonly access: ConfigFile["memproxy"]["access"];
@@ -322,11 +354,15 @@ export function parseConfig(text: string, source: string, env = process.env): Co
   }
   if (problems.length || !result.success) throw new ConfigError(source, problems.map((p) => `${source}: ${p}`));
   const out = result.output;
-  const backends = Array.isArray(out.litellm_backend_url) ? out.litellm_backend_url : [out.litellm_backend_url];
+  const url = out.litellm_backend_url;
+  const litellm = out.memproxy.litellm;
+  const backends = Array.isArray(url) ? url : url ? [url] : [litellmUrl(litellm)];
   return {
     source,
     routing: { ...out.user_id_mappings, header_patterns: out.user_id_mappings.header_patterns ?? [] },
     backends,
+    backendExplicit: url !== undefined,
+    litellm,
     listen: out.memproxy.listen,
     forward: out.memproxy.forward,
     access: out.memproxy.access,
@@ -337,6 +373,12 @@ export function parseConfig(text: string, source: string, env = process.env): Co
     logging: out.memproxy.logging,
     metrics: out.memproxy.metrics,
   };
+}
+
+/** The URL of a LiteLLM started by memproxy (also the default backend: http://127.0.0.1:8765). */
+export function litellmUrl(litellm: { host: string; port: number }): string {
+  const host = litellm.host === "0.0.0.0" ? "127.0.0.1" : litellm.host === "::" ? "[::1]" : litellm.host.includes(":") ? `[${litellm.host}]` : litellm.host;
+  return `http://${host}:${litellm.port}`;
 }
 
 /**

@@ -5,7 +5,7 @@ import { errorResponse, ProxyError } from "./errors.ts";
 import type { Logger, LogFields } from "./log.ts";
 import { Metrics, NO_USER, PROMETHEUS_CONTENT_TYPE, routeIndex, type BackendErrorKind } from "./metrics.ts";
 import { BackendFailure, StreamIdleTimeout, type BodyOutcome, type ForwardObserver } from "./proxy.ts";
-import { MODEL_SCAN_LIMIT, modelFromJsonPrefix, tapRequestBody, type BodyTap } from "./request-body.ts";
+import { MODEL_SCAN_LIMIT, modelFromJsonPrefix, smallJsonBody } from "./request-model.ts";
 import { REQUEST_ID_HEADER, requestIdFor } from "./request-id.ts";
 import type { RoutingDecision } from "./router.ts";
 import { usageParserFor, type UsageParser } from "./usage.ts";
@@ -103,7 +103,6 @@ export class Exchange implements ForwardObserver {
   private ttfbMs: number | undefined;
   private bytesIn = 0;
   private bytesOut = 0;
-  private tap: BodyTap | undefined;
   private bufferedBody: ArrayBuffer | undefined;
   private usage: UsageParser | undefined;
   private sse = false;
@@ -167,16 +166,23 @@ export class Exchange implements ForwardObserver {
 
   // ForwardObserver: called by forward() as the bytes pass.
 
-  requestBody<B extends ReadableStream<Uint8Array> | ArrayBuffer>(body: B): B {
-    const json = this.req.headers.get("content-type")?.includes("json") ?? false;
+  /**
+   * Whether the forward should read this request's body ahead and send it as one buffer: small JSON,
+   * whose model the access line and token counters want. (It is cheaper than streaming it, too.)
+   */
+  wantsBody(): boolean {
+    return smallJsonBody(this.req.headers);
+  }
+
+  requestBody(body: ReadableStream<Uint8Array> | ArrayBuffer): void {
     if (body instanceof ArrayBuffer) {
       this.bytesIn = body.byteLength;
-      if (json) this.bufferedBody = body;
-      return body;
+      this.bufferedBody = body;
+    } else {
+      // A streamed body is never read here (a tee costs more than the forward itself): its size is what it announced.
+      const length = this.req.headers.get("content-length");
+      this.bytesIn = length === null ? -1 : Number(length);
     }
-    const tapped = tapRequestBody(body as ReadableStream<Uint8Array>, json);
-    this.tap = tapped.tap;
-    return tapped.body as B;
   }
 
   responseHead(res: Response): void {
@@ -214,9 +220,8 @@ export class Exchange implements ForwardObserver {
   }
 
   private model(): string | undefined {
-    if (this.tap) return this.tap.model();
-    if (this.bufferedBody) return modelFromJsonPrefix(new TextDecoder().decode(this.bufferedBody.slice(0, MODEL_SCAN_LIMIT)));
-    return undefined;
+    if (!this.bufferedBody || !this.req.headers.get("content-type")?.includes("json")) return undefined;
+    return modelFromJsonPrefix(new TextDecoder().decode(new Uint8Array(this.bufferedBody, 0, Math.min(this.bufferedBody.byteLength, MODEL_SCAN_LIMIT))));
   }
 
   /** Writes the access line and the metrics, once. */
@@ -232,7 +237,6 @@ export class Exchange implements ForwardObserver {
       }
       return;
     }
-    if (this.tap) this.bytesIn = this.tap.bytes;
     const usage = this.usage?.end();
     const model = this.model() ?? usage?.model;
     const failed = this.status >= 400 || this.outcome === "failed" || this.outcome === "crashed";
@@ -264,7 +268,7 @@ export class Exchange implements ForwardObserver {
       user_agent: ua && ua.length > USER_AGENT_MAX ? ua.slice(0, USER_AGENT_MAX) : ua,
       model: model ?? null,
       status: this.status,
-      bytes_in: this.bytesIn,
+      bytes_in: this.bytesIn < 0 ? null : this.bytesIn,
       bytes_out: this.bytesOut,
       ttfb_ms: this.ttfbMs === undefined ? null : ms(this.ttfbMs),
       duration_ms: ms(durationMs),

@@ -32,8 +32,8 @@ export type BodyOutcome = "complete" | "cancelled" | "failed";
  * back; `end` may be called more than once (the first call counts).
  */
 export interface ForwardObserver {
-  /** Sees the request body on its way to the backend; returns what to send instead (a counting tap, or the same buffer). */
-  requestBody<B extends ReadableStream<Uint8Array> | ArrayBuffer>(body: B): B;
+  /** The request body about to be sent: a buffer when it was read ahead, else the client's stream (not to be read). */
+  requestBody(body: ReadableStream<Uint8Array> | ArrayBuffer): void;
   /** The backend's response head arrived. */
   responseHead(res: Response): void;
   /** A response body chunk, already handed on to the client. */
@@ -98,8 +98,8 @@ export async function forward(req: Request, url: URL, opts: ForwardOptions): Pro
   if (opts.requestId) headers.set(REQUEST_ID_HEADER, opts.requestId);
   const observer = opts.observer;
   const upstream = new AbortController();
-  let body = NO_BODY.has(req.method) ? undefined : (opts.body ?? limitBody(req.body, opts.maxBodyBytes, upstream) ?? undefined);
-  if (body && observer) body = observer.requestBody(body);
+  const body = NO_BODY.has(req.method) ? undefined : (opts.body ?? limitBody(req.body, opts.maxBodyBytes, upstream) ?? undefined);
+  if (body && observer) observer.requestBody(body);
   const onClientAbort = () => upstream.abort(new ClientGone("client disconnected"));
   if (req.signal.aborted) onClientAbort();
   else req.signal.addEventListener("abort", onClientAbort, { once: true });

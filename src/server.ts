@@ -10,6 +10,7 @@ import type { Metrics } from "./metrics.ts";
 import { createObservability, type Exchange } from "./observe.ts";
 import { BackendFailure, forward } from "./proxy.ts";
 import { compileRouter, type Router } from "./router.ts";
+import type { SupervisorStatus } from "./supervisor.ts";
 import { VERSION } from "./version.ts";
 
 /** Paths memproxy answers itself (GET and HEAD); every other request is forwarded. */
@@ -70,8 +71,17 @@ const NO_BODY = new Set(["GET", "HEAD"]);
  * @param options the logger.
  * @returns a handle with the URL, reload and an idempotent stop.
  */
-export function startServer(config: Config, options: { logger?: Logger; metrics?: Metrics } = {}): ServerHandle {
+/** What the server needs to know besides its configuration. */
+export interface ServerOptions {
+  logger?: Logger;
+  metrics?: Metrics;
+  /** The state of a LiteLLM that memproxy supervises: proxied requests wait for it to be ready. */
+  litellm?: () => Readonly<SupervisorStatus>;
+}
+
+export function startServer(config: Config, options: ServerOptions = {}): ServerHandle {
   const logger = options.logger ?? silentLogger;
+  const litellm = options.litellm;
   let state = buildState(config, logger);
   const observe = createObservability(config, logger, Object.values(OWN_ENDPOINTS), options.metrics);
   let lastReload: { at: string; ok: boolean; problems?: string[] } | null = null;
@@ -89,12 +99,15 @@ export function startServer(config: Config, options: { logger?: Logger; metrics?
       case OWN_ENDPOINTS.health: {
         const backends = await s.pool.checkAll(s.config.forward.health_timeout);
         const up = backends.filter((b) => b.status === "up").length;
+        const child = litellm?.();
+        const healthy = up === backends.length && lastReload?.ok !== false && (!child || child.state === "ready");
         return json({
-          status: up === backends.length && lastReload?.ok !== false ? "healthy" : "degraded",
+          status: child?.state === "starting" ? "starting" : healthy ? "healthy" : "degraded",
           memory_proxy: "up",
           litellm_backend: up > 0 ? "up" : "down",
           backend_url: backends[0]!.url,
           backends,
+          ...(child && { litellm: child }),
           config: { source: s.config.source, last_reload: lastReload },
           version: VERSION,
           timestamp: new Date().toISOString(),
@@ -102,7 +115,7 @@ export function startServer(config: Config, options: { logger?: Logger; metrics?
       }
       case OWN_ENDPOINTS.readiness: {
         const backends = await s.pool.checkAll(s.config.forward.health_timeout);
-        const up = backends.some((b) => b.status === "up");
+        const up = backends.some((b) => b.status === "up") && (!litellm || litellm().state === "ready");
         return json({ status: up ? "ready" : "not ready", litellm_backend: up ? "up" : "down" }, up ? 200 : 503);
       }
       case OWN_ENDPOINTS.routingInfo: {
@@ -136,6 +149,8 @@ export function startServer(config: Config, options: { logger?: Logger; metrics?
     }
     const limited = checkLimits(req, s.config.limits, srv.pendingRequests);
     if (limited) return errorResponse(limited);
+    const child = litellm?.();
+    if (child && child.state !== "ready") return errorResponse(notReady(child));
     const routed = s.router(req.headers);
     if (!routed.ok) return errorResponse(rejection(routed.rejection.status, routed.rejection.message));
     ex.routed(routed.decision);
@@ -147,9 +162,11 @@ export function startServer(config: Config, options: { logger?: Logger; metrics?
   async function forwardToPool(req: Request, url: URL, userId: string, s: State, ex: Exchange): Promise<Response> {
     const { config: c, pool } = s;
     // A body can be sent again only if it was kept: worth it when another backend could take it.
+    // A small JSON body is kept too: the access line and token counters read its model afterwards.
     let body: ArrayBuffer | undefined;
     const length = Number(req.headers.get("content-length") ?? NaN);
-    if (pool.size > 1 && !NO_BODY.has(req.method) && length <= c.backendPool.retry_body_size) body = await req.arrayBuffer();
+    const keep = (pool.size > 1 && length <= c.backendPool.retry_body_size) || ex.wantsBody();
+    if (keep && !NO_BODY.has(req.method)) body = await req.arrayBuffer();
     const stream = body === undefined && req.body !== null && !NO_BODY.has(req.method);
     const tried = new Set<Backend>();
     for (;;) {
@@ -279,6 +296,17 @@ function buildState(config: Config, logger: Logger, previous?: State): State {
     pool,
     userIdHeaders: [config.forward.user_id_header, ...config.forward.also_send_user_id_as],
   };
+}
+
+/** The answer while a supervised LiteLLM is not ready: 503, and when to try again. */
+function notReady(child: Readonly<SupervisorStatus>): ProxyError {
+  const message =
+    child.state === "failed"
+      ? `LiteLLM, which memproxy supervises, has failed and is not restarted: ${child.error ?? "see memproxy's log"}`
+      : child.state === "starting"
+        ? "LiteLLM is starting; retry in a few seconds"
+        : `LiteLLM is restarting (restart ${child.restarts}); retry in a few seconds`;
+  return new ProxyError(503, "backend_starting", message, { "retry-after": child.state === "failed" ? "30" : "5" });
 }
 
 function rejection(status: 400 | 403, message: string): ProxyError {
