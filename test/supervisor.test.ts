@@ -1,0 +1,243 @@
+// The supervisor against a stand-in LiteLLM child (the real one is in litellm.e2e.test.ts).
+import { beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createLogger } from "../src/log.ts";
+import { portFree, Supervisor, SupervisorError, type SupervisorOptions } from "../src/supervisor.ts";
+import { readJson } from "./support/backend.ts";
+import { compiledBinary, spawnMemproxy } from "./support/memproxy.ts";
+
+const FIXTURE = join(import.meta.dir, "support", "fake-litellm-fixture.ts");
+const dir = mkdtempSync(join(tmpdir(), "memproxy-sup-"));
+
+/** A port nothing listens on right now. */
+function freePort(): number {
+  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = l.port;
+  l.stop(true);
+  return port;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A supervisor of the fixture, with its log lines collected. */
+function supervise(env: Record<string, string> = {}, overrides: Partial<SupervisorOptions> = {}) {
+  const port = freePort();
+  const lines: string[] = [];
+  const logger = createLogger({ level: "debug", format: "json", write: (l) => void lines.push(l) });
+  const sup = new Supervisor({
+    command: [process.execPath, FIXTURE, "--config", "x.yaml", "--host", "127.0.0.1", "--port", String(port)],
+    env,
+    url: `http://127.0.0.1:${port}`,
+    readyTimeoutMs: 30_000,
+    stopTimeoutMs: 5_000,
+    restart: { initialBackoffMs: 10, maxBackoffMs: 100, maxRestarts: 3, windowMs: 60_000 },
+    logger,
+    ...overrides,
+  });
+  return { sup, port, lines, [Symbol.asyncDispose]: async () => void (await sup.stop()) };
+}
+
+describe("Supervisor", () => {
+  test("starts the child, waits for readiness, passes its output through marked as LiteLLM's, stops it", async () => {
+    await using s = supervise();
+    await s.sup.start();
+    const status = s.sup.status();
+    expect(status.state).toBe("ready");
+    expect(alive(status.pid!)).toBe(true);
+    const res = await fetch(`http://127.0.0.1:${s.port}/v1/models`);
+    expect((await readJson(res)).fake).toBe("litellm");
+    const startLine = s.lines.map((l) => JSON.parse(l)).find((l) => String(l.msg).startsWith("fake litellm starting"));
+    expect(startLine).toMatchObject({ source: "litellm", stream: "stdout", level: "info" });
+    const pid = status.pid!;
+    expect(await s.sup.stop()).toEqual({ clean: true });
+    expect(alive(pid)).toBe(false);
+    expect(s.sup.status().state).toBe("stopped");
+  });
+
+  test("a child that never becomes ready: a clear error with its last lines", async () => {
+    await using s = supervise({ FAKE_MODE: "never-ready" }, { readyTimeoutMs: 500 });
+    const err = await s.sup.start().catch((e) => e);
+    expect(err).toBeInstanceOf(SupervisorError);
+    expect(err.message).toContain("did not become ready within");
+    expect(err.message).toContain("/health/readiness");
+    expect(err.message).toContain("Last lines from LiteLLM:");
+    expect(err.message).toContain("fake litellm listening");
+  });
+
+  test("a child that exits during start-up: its exit code and last lines", async () => {
+    await using s = supervise({ FAKE_MODE: "exit-at-start" });
+    const err = await s.sup.start().catch((e) => e);
+    expect(err).toBeInstanceOf(SupervisorError);
+    expect(err.message).toContain("exited during start-up (exit code 3)");
+    expect(err.message).toContain("ERROR: something is wrong with the config");
+  });
+
+  test("a missing executable is a clear error at once", async () => {
+    await using s = supervise({}, { command: ["/nonexistent/bin/litellm", "--port", "1"] });
+    const err = await s.sup.start().catch((e) => e);
+    expect(err).toBeInstanceOf(SupervisorError);
+    expect(err.message).toContain("'/nonexistent/bin/litellm' was not found");
+    expect(err.message).toContain("--litellm-command");
+  });
+
+  test("output is read as it comes: a chatty child does not block on a full pipe", async () => {
+    await using s = supervise({ FAKE_FLOOD_BYTES: String(4 * 1024 * 1024) });
+    await s.sup.start();
+    expect(s.sup.status().state).toBe("ready");
+    expect(s.lines.length).toBeGreaterThan(4000);
+  });
+
+  test("an unexpected exit is restarted with backoff and becomes ready again", async () => {
+    const restarts: (number | null)[] = [];
+    await using s = supervise({}, { onRestart: (code) => void restarts.push(code) });
+    await s.sup.start();
+    const first = s.sup.status().pid!;
+    const readyAgain = waitForLine(s.lines, "LiteLLM is ready", 2);
+    process.kill(first, "SIGKILL");
+    await readyAgain;
+    const status = s.sup.status();
+    expect(status.state).toBe("ready");
+    expect(status.restarts).toBe(1);
+    expect(status.pid).not.toBe(first);
+    expect(restarts).toHaveLength(1);
+    expect(s.lines.some((l) => l.includes("exited unexpectedly (killed by SIGKILL); restarting in 10 ms"))).toBe(true);
+  });
+
+  test("a crash loop is given up on with a clear error instead of looping forever", async () => {
+    const ready = join(dir, "ready-once");
+    writeFileSync(ready, "");
+    await using s = supervise({}, { restart: { initialBackoffMs: 5, maxBackoffMs: 20, maxRestarts: 2, windowMs: 60_000 } });
+    const failed = new Promise<SupervisorError>((r) => s.sup.onFailed(r));
+    await s.sup.start();
+    // Each restart is killed as soon as it is ready; the third exit within the window is one too many.
+    for (let n = 1; n <= 2; n++) {
+      const again = waitForLine(s.lines, "LiteLLM is ready", n + 1);
+      process.kill(s.sup.status().pid!, "SIGKILL");
+      await again;
+    }
+    process.kill(s.sup.status().pid!, "SIGKILL");
+    const err = await failed;
+    expect(err.message).toContain("exited 3 times within 60s");
+    expect(err.message).toContain("giving up");
+    expect(s.sup.status().state).toBe("failed");
+  });
+
+  test("stop: SIGTERM to the process group, SIGKILL after the timeout; grandchildren go too", async () => {
+    await using s = supervise({ FAKE_MODE: "ignore-sigterm", FAKE_GRANDCHILD: "1" }, { stopTimeoutMs: 300 });
+    await s.sup.start();
+    const line = await waitForLine(s.lines, "grandchild pid=", 1);
+    const grandchild = Number(/grandchild pid=(\d+)/.exec(line)![1]);
+    const child = s.sup.status().pid!;
+    expect(alive(grandchild)).toBe(true);
+    expect(await s.sup.stop()).toEqual({ clean: false });
+    expect(alive(child)).toBe(false);
+    // The grandchild is reaped by init; wait until it is gone.
+    while (alive(grandchild)) await Bun.file(`/proc/${grandchild}/status`).exists();
+    expect(alive(grandchild)).toBe(false);
+    expect(s.lines.some((l) => l.includes("did not stop within 300 ms; killing it"))).toBe(true);
+  });
+
+  test("portFree tells a used port from a free one", () => {
+    const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    expect(portFree("127.0.0.1", l.port)).toBe(false);
+    l.stop(true);
+    expect(portFree("127.0.0.1", freePort())).toBe(true);
+  });
+});
+
+describe("memproxy --spawn-litellm (compiled, stand-in LiteLLM)", () => {
+  let bin: string;
+  beforeAll(async () => {
+    bin = await compiledBinary();
+  });
+  const config = (extra = "") => {
+    const path = join(dir, `spawn-${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(path, `memproxy:\n  listen: {port: 0}\n  litellm:\n    command: [${JSON.stringify(process.execPath)}, ${JSON.stringify(FIXTURE)}]\n${extra}`);
+    return path;
+  };
+
+  test("503 with Retry-After and /health 'starting' until LiteLLM is ready; then traffic reaches it; SIGTERM stops both", async () => {
+    const readyFile = join(dir, `ready-${Date.now()}`);
+    const port = freePort();
+    const cfg = config(`    port: ${port}\n    env: {FAKE_READY_FILE: ${JSON.stringify(readyFile)}}\n`);
+    await using mp = spawnMemproxy([bin, "--config", cfg, "--spawn-litellm"]);
+    const url = await mp.listening();
+    const early = await fetch(url + "/v1/chat/completions", { method: "POST", body: "{}" });
+    expect(early.status).toBe(503);
+    expect(early.headers.get("retry-after")).toBe("5");
+    expect((await readJson(early)).error.code).toBe("backend_starting");
+    const starting = await readJson(await fetch(url + "/health"));
+    expect(starting.status).toBe("starting");
+    expect(starting.litellm.state).toBe("starting");
+    expect((await fetch(url + "/health/readiness")).status).toBe(503);
+
+    writeFileSync(readyFile, "");
+    await mp.waitForLine("LiteLLM is ready");
+    const res = await readJson(await fetch(url + "/v1/models", { headers: { "x-memory-user-id": "proj-9" } }));
+    expect(res).toMatchObject({ fake: "litellm", path: "/v1/models", user: "proj-9" });
+    const health = await readJson(await fetch(url + "/health"));
+    expect(health).toMatchObject({ status: "healthy", backend_url: `http://127.0.0.1:${port}`, litellm: { state: "ready", restarts: 0 } });
+    const childPid = health.litellm.pid as number;
+    expect(mp.lines.some((l) => l.includes(`--config ${cfg} --host 127.0.0.1 --port ${port}`))).toBe(true);
+
+    mp.proc.kill("SIGTERM");
+    expect(await mp.exited).toBe(0);
+    expect(alive(childPid)).toBe(false);
+  });
+
+  test("a LiteLLM port already in use is a clear error at start", async () => {
+    const busy = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const proc = Bun.spawn([bin, "--config", config(), "--spawn-litellm", "--litellm-port", String(busy.port)], { stdout: "pipe", stderr: "pipe" });
+      const [, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+      expect(code).toBe(1);
+      expect(stderr).toContain(`cannot start LiteLLM on 127.0.0.1:${busy.port}: the port is already in use`);
+    } finally {
+      busy.stop(true);
+    }
+  });
+
+  test("a missing litellm executable is a clear error at start", async () => {
+    const proc = Bun.spawn([bin, "--config", config(), "--spawn-litellm", "--litellm-command", "/nonexistent/litellm", "--litellm-port", String(freePort())], {
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+    expect(code).toBe(1);
+    expect(stderr).toContain("'/nonexistent/litellm' was not found");
+  });
+
+  test("LiteLLM never ready within ready_timeout: memproxy reports it with LiteLLM's last lines and exits non-zero", async () => {
+    const cfg = config(`    port: ${freePort()}\n    ready_timeout: 1s\n    env: {FAKE_MODE: never-ready}\n`);
+    const proc = Bun.spawn([bin, "--config", cfg, "--spawn-litellm"], { stdout: "pipe", stderr: "pipe" });
+    const [, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+    expect(code).toBe(1);
+    expect(stderr).toContain("LiteLLM did not become ready within 1s");
+    expect(stderr).toContain("fake litellm listening");
+  });
+
+  test("--spawn-litellm with the embedded config asks for a config file", async () => {
+    const proc = Bun.spawn([bin, "--spawn-litellm", "--port", "0"], { stdout: "pipe", stderr: "pipe" });
+    const [, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+    expect(code).toBe(1);
+    expect(stderr).toContain("needs a config file with its model_list: pass --config FILE");
+  });
+});
+
+/** Resolves when `lines` holds `count` lines containing `needle` (polls as lines are pushed). */
+async function waitForLine(lines: string[], needle: string, count: number): Promise<string> {
+  for (;;) {
+    const found = lines.filter((l) => l.includes(needle));
+    if (found.length >= count) return found[count - 1]!;
+    await new Promise((r) => setImmediate(r));
+  }
+}
