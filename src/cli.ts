@@ -256,6 +256,7 @@ function check(config: Config, io: CliIO): number {
     `  patterns:         ${r.header_patterns.length}`,
     ...r.header_patterns.map((p, i) => `    [${i}] ${p.header} ~ ${JSON.stringify(p.pattern)} -> ${p.user_id}`),
     `  default user id:  ${r.default_user_id}`,
+    `  litellm:          ${config.litellm.spawn ? `started by memproxy on ${config.litellm.host}:${config.litellm.port}` : "not started by memproxy"}`,
   ];
   io.out(lines.join("\n") + "\n");
   return 0;
