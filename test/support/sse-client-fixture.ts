@@ -1,4 +1,5 @@
 // Opens STREAMS concurrent SSE requests to URL and checks every stream's events arrive complete and in order.
+export {};
 // Run with BUN_CONFIG_MAX_HTTP_REQUESTS raised, or fetch() would queue past 256. Prints one JSON summary line.
 const url = process.env.URL!;
 const streams = Number(process.env.STREAMS ?? 500);
