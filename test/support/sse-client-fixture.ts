@@ -1,6 +1,7 @@
 // Opens STREAMS concurrent SSE requests to URL and checks every stream's events arrive complete and in order.
-export {};
 // Run with BUN_CONFIG_MAX_HTTP_REQUESTS raised, or fetch() would queue past 256. Prints one JSON summary line.
+export {};
+
 const url = process.env.URL!;
 const streams = Number(process.env.STREAMS ?? 500);
 const events = Number(process.env.EVENTS ?? 20);
