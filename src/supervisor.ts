@@ -179,6 +179,8 @@ export class Supervisor {
     if (this.child !== child) return;
     this.status_.last_exit_code = code;
     this.status_.pid = null;
+    // Its workers (uvicorn with --num_workers) may outlive it and keep the port.
+    signalGroup(child.pid, "SIGKILL");
     if (this.stopping || this.status_.state === "starting") return; // start() reports it
     const { restart, logger } = this.options;
     const now = Date.now();

@@ -3,7 +3,6 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DEFAULT_CONFIG_TEXT } from "../src/config.ts";
 import { VERSION } from "../src/version.ts";
 
 const ROOT = join(import.meta.dir, "..");
@@ -72,7 +71,7 @@ describe("scripts/release.ts", () => {
     expect(untar.code).toBe(0);
     const top = join(dir, `memproxy-${VERSION}-${HOST}`);
     expect(readFileSync(join(top, "memproxy.sha256"), "utf8")).toBe(`${sha256(join(top, "memproxy"))}  memproxy\n`);
-    expect(readFileSync(join(top, "config.example.yaml"), "utf8")).toBe(DEFAULT_CONFIG_TEXT);
+    expect(readFileSync(join(top, "config.example.yaml"), "utf8")).toBe(readFileSync(join(import.meta.dir, "..", "config.example.yaml"), "utf8"));
     expect(existsSync(join(top, "install.sh"))).toBe(true);
     const version = await exec([join(top, "memproxy"), "--version"]);
     expect(version).toEqual({ stdout: `${VERSION}\n`, stderr: "", code: 0 });

@@ -1,0 +1,454 @@
+// End to end with the real LiteLLM: the compiled memproxy starts and supervises it on one shared config file,
+// and a fake OpenAI/Anthropic provider behind LiteLLM records what arrives (above all x-sm-user-id).
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
+import { parse, stringify } from "yaml";
+import { DEFAULT_CONFIG_TEXT } from "../src/config.ts";
+import { startFakeProvider, type FakeProvider } from "./support/fake-provider.ts";
+import { compiledBinary, spawnMemproxy, type MemproxyProcess } from "./support/memproxy.ts";
+
+const ROOT = join(import.meta.dir, "..");
+const dir = mkdtempSync(join(tmpdir(), "memproxy-litellm-e2e-"));
+
+// The version scripts/setup-litellm.sh pins, so that the default install location follows the script.
+const PINNED = /LITELLM_VERSION="\$\{LITELLM_VERSION:-([^}]+)\}"/.exec(readFileSync(join(ROOT, "scripts", "setup-litellm.sh"), "utf8"))![1]!;
+const LITELLM = process.env.MEMPROXY_LITELLM_BIN || join(process.env.MEMPROXY_CACHE_DIR || join(homedir(), ".cache", "memproxy"), `litellm-${process.env.LITELLM_VERSION || PINNED}`, "venv", "bin", "litellm");
+const missing = existsSync(LITELLM) ? undefined : `no LiteLLM executable at ${LITELLM}`;
+// CI must run these; so must anyone who named an executable explicitly.
+const mustRun = Boolean(process.env.CI || process.env.MEMPROXY_LITELLM_BIN);
+if (missing && !mustRun) {
+  console.warn(
+    `litellm.e2e.test.ts: skipping the tests against the real LiteLLM: ${missing}.\n` +
+      `  Install it with: bash scripts/setup-litellm.sh   (or set MEMPROXY_LITELLM_BIN to a litellm executable)`,
+  );
+}
+
+test.if(Boolean(missing) && mustRun)("LiteLLM is installed (required in CI and when MEMPROXY_LITELLM_BIN is set)", () => {
+  throw new Error(`${missing}. Install it with: export MEMPROXY_LITELLM_BIN="$(bash scripts/setup-litellm.sh | tail -n1)"`);
+});
+
+// LiteLLM 1.108 refuses to start without a master key, and refuses weak ones such as sk-1234.
+const MASTER_KEY = "sk-memproxy-test-master-key-1234";
+const ENV = {
+  LITELLM_MASTER_KEY: MASTER_KEY,
+  FAKE_OPENAI_KEY: "sk-fake-openai-provider-key",
+  FAKE_ANTHROPIC_KEY: "sk-fake-anthropic-provider-key",
+  SUPERMEMORY_API_KEY: "sm-fake-supermemory-key",
+  NO_PROXY: "127.0.0.1,localhost",
+  no_proxy: "127.0.0.1,localhost",
+};
+const DEFAULT_MAPPINGS = parse(DEFAULT_CONFIG_TEXT).user_id_mappings;
+const OPENAI_ROUTE = "/v3/https://api.openai.com/v1";
+const ANTHROPIC_ROUTE = "/v3/https://api.anthropic.com";
+
+/** The one file both programs read: LiteLLM's model_list and general_settings, memproxy's sections. */
+function sharedConfig(provider: FakeProvider, litellm: Record<string, unknown> = {}): string {
+  const model = (name: string, provider_model: string, api_base: string, key: string) => ({
+    model_name: name,
+    litellm_params: {
+      model: provider_model,
+      api_base,
+      api_key: `os.environ/${key}`,
+      // What the README tells users for Supermemory's key: an extra header taken from the environment.
+      extra_headers: { "x-supermemory-api-key": "os.environ/SUPERMEMORY_API_KEY" },
+    },
+  });
+  const config = {
+    // Supermemory's router form, https://api.supermemory.ai/v3/<provider URL>, with the fake provider as the host:
+    // LiteLLM must keep the embedded URL intact. "claude-*" takes any Claude model name, as Claude Code sends several.
+    model_list: [
+      model("gpt-4o", "openai/gpt-4o", `${provider.url}${OPENAI_ROUTE}`, "FAKE_OPENAI_KEY"),
+      model("claude-*", "anthropic/claude-*", `${provider.url}${ANTHROPIC_ROUTE}`, "FAKE_ANTHROPIC_KEY"),
+    ],
+    general_settings: {
+      master_key: "os.environ/LITELLM_MASTER_KEY",
+      forward_client_headers_to_llm_api: true,
+      // Otherwise LiteLLM asks every api_base for /v1/models at start and every 300 s.
+      disable_model_info_refresh: true,
+    },
+    user_id_mappings: DEFAULT_MAPPINGS,
+    memproxy: {
+      listen: { port: 0 },
+      litellm: { ready_timeout: "120s", env: { LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS: "True" }, ...litellm },
+    },
+  };
+  const path = join(dir, `shared-${crypto.randomUUID()}.yaml`);
+  writeFileSync(path, stringify(config));
+  return path;
+}
+
+/** A port nothing listens on right now. */
+function freePort(): number {
+  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = l.port;
+  l.stop(true);
+  return port;
+}
+
+/** Process groups of LiteLLM children seen by the tests: killed at the end whatever happened. */
+const seenGroups = new Set<number>();
+afterAll(() => {
+  for (const pgid of seenGroups) {
+    try {
+      process.kill(-pgid, "SIGKILL");
+    } catch {
+      // already gone, as it should be
+    }
+  }
+});
+
+async function spawnStack(bin: string, config: string): Promise<{ mp: MemproxyProcess; url: string }> {
+  const mp = spawnMemproxy([bin, "--config", config, "--spawn-litellm", "--litellm-command", LITELLM, "--litellm-port", String(freePort())], {
+    env: ENV,
+    cwd: dir,
+  });
+  return { mp, url: await mp.listening() };
+}
+
+async function health(url: string): Promise<any> {
+  const body: any = await (await fetch(url + "/health")).json();
+  if (body.litellm?.pid) seenGroups.add(body.litellm.pid);
+  return body;
+}
+
+/** Stops memproxy with SIGTERM and waits for it (which stops LiteLLM); a no-op once it exited. */
+async function stopStack(mp: MemproxyProcess | undefined): Promise<void> {
+  if (!mp) return;
+  if (mp.proc.exitCode === null && mp.proc.signalCode === null) mp.proc.kill("SIGTERM");
+  await mp.exited;
+}
+
+/** memproxy's log line each time LiteLLM (re)starts and answers its readiness check. */
+const READY_LINE = "LiteLLM is ready";
+
+type Api = "openai" | "anthropic";
+interface Client {
+  name: string;
+  api: Api;
+  headers: Record<string, string>;
+  /** The memory memproxy must choose, i.e. the x-sm-user-id the provider must see. */
+  user: string;
+}
+const openaiAuth = { authorization: `Bearer ${MASTER_KEY}` };
+const claudeCode = { "user-agent": "claude-cli/2.1.197 (external, sdk-cli)", "x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01" };
+const CLIENTS: Client[] = [
+  { name: "openai-java (PyCharm AI)", api: "openai", headers: { "user-agent": "OpenAIClientImpl/Java 2.1.0", ...openaiAuth }, user: "pycharm-ai" },
+  { name: "Claude Code", api: "anthropic", headers: claudeCode, user: "claude-cli" },
+  { name: "Claude Code with an explicit x-memory-user-id", api: "anthropic", headers: { ...claudeCode, "x-memory-user-id": "project-42" }, user: "project-42" },
+  {
+    name: "a client that sends its own x-sm-user-id",
+    api: "openai",
+    headers: { "user-agent": "OpenAI/Python 1.99.0", ...openaiAuth, "x-sm-user-id": "someone-else" },
+    user: "openai-python",
+  },
+];
+
+/** Sends one chat request the way the client's API does; `said` marks it so the provider's record can be found. */
+function chat(url: string, client: Client, said: string, stream: boolean): Promise<Response> {
+  const openai = client.api === "openai";
+  const body = openai
+    ? { model: "gpt-4o", stream, messages: [{ role: "user", content: said }] }
+    : { model: "claude-sonnet-4-5-20250929", stream, max_tokens: 64, messages: [{ role: "user", content: said }] };
+  return fetch(url + (openai ? "/v1/chat/completions" : "/v1/messages?beta=true"), {
+    method: "POST",
+    headers: { "content-type": "application/json", ...client.headers },
+    body: JSON.stringify(body),
+  });
+}
+
+/** The assistant's text from a response of either API, streamed or not. */
+async function replyOf(res: Response, api: Api, stream: boolean): Promise<string> {
+  if (!stream) {
+    const body: any = await res.json();
+    return api === "openai" ? body.choices[0].message.content : body.content.map((c: any) => c.text).join("");
+  }
+  expect(res.headers.get("content-type")).toStartWith("text/event-stream");
+  const events = sseData(await res.text());
+  return api === "openai"
+    ? events.map((e) => e.choices?.[0]?.delta?.content ?? "").join("")
+    : events.filter((e) => e.type === "content_block_delta").map((e) => e.delta.text).join("");
+}
+
+/** The JSON payloads of an SSE body (events split on blank lines, never per chunk). */
+function sseData(text: string): any[] {
+  return text
+    .split(/\r?\n\r?\n/)
+    .flatMap((event) => event.split(/\r?\n/).filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()))
+    .filter((d) => d && d !== "[DONE]")
+    .map((d) => JSON.parse(d));
+}
+
+describe.skipIf(Boolean(missing))("memproxy --spawn-litellm with the real LiteLLM", () => {
+  let bin: string;
+  let provider: FakeProvider;
+  let config: string;
+  let mp: MemproxyProcess | undefined;
+  let url: string;
+
+  beforeAll(async () => {
+    bin = await compiledBinary();
+    provider = startFakeProvider();
+    config = sharedConfig(provider);
+    ({ mp, url } = await spawnStack(bin, config));
+  });
+  afterAll(async () => {
+    await stopStack(mp);
+    await provider?.stop();
+  });
+
+  test("while LiteLLM starts: 503 with Retry-After and /health 'starting'; then 'healthy' once it is ready", async () => {
+    // LiteLLM needs seconds to start: the first request right after "listening" comes before it is ready.
+    const said = `early ${crypto.randomUUID()}`;
+    const early = await chat(url, CLIENTS[0]!, said, false);
+    expect(early.status).toBe(503);
+    expect(Number(early.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(((await early.json()) as any).error.code).toBe("backend_starting");
+    const starting = await health(url);
+    expect(starting.status).toBe("starting");
+    expect(starting.litellm.state).toBe("starting");
+
+    await mp!.waitForLine(READY_LINE);
+    const ready = await health(url);
+    expect(ready).toMatchObject({ status: "healthy", litellm_backend: "up", litellm: { state: "ready", restarts: 0 } });
+    expect(provider.received.some((r) => new TextDecoder().decode(r.body).includes(said))).toBe(false);
+  });
+
+  for (const client of CLIENTS) {
+    for (const stream of [false, true]) {
+      test(`${client.name}, ${stream ? "streamed" : "not streamed"}: reaches the provider with x-sm-user-id ${client.user}`, async () => {
+        await mp!.waitForLine(READY_LINE);
+        const said = `hello ${crypto.randomUUID()}`;
+        const res = await chat(url, client, said, stream);
+        expect(res.status).toBe(200);
+        const reply = await replyOf(res, client.api, stream);
+
+        const arrived = await provider.requestWith(said);
+        expect(arrived.path).toBe(client.api === "openai" ? `${OPENAI_ROUTE}/chat/completions` : `${ANTHROPIC_ROUTE}/v1/messages`);
+        expect(arrived.headers.get("x-sm-user-id")).toBe(client.user);
+        const sent = JSON.parse(new TextDecoder().decode(arrived.body));
+        expect(sent.model).toBe(client.api === "openai" ? "gpt-4o" : "claude-sonnet-4-5-20250929");
+        expect(sent.stream ?? false).toBe(stream);
+        // LiteLLM's own settings reach the provider too: its provider key, and Supermemory's key from extra_headers.
+        const providerKey = client.api === "openai" ? `Bearer ${ENV.FAKE_OPENAI_KEY}` : ENV.FAKE_ANTHROPIC_KEY;
+        expect(arrived.headers.get(client.api === "openai" ? "authorization" : "x-api-key")).toBe(providerKey);
+        expect(arrived.headers.get("x-supermemory-api-key")).toBe(ENV.SUPERMEMORY_API_KEY);
+        // The provider's reply names the user it saw: the client got this provider's answer to this request.
+        expect(reply).toBe(`fake reply for ${client.user}: ${said}`);
+      });
+    }
+  }
+
+  test("the one shared config file is accepted by both programs", async () => {
+    const check = Bun.spawn([bin, "check", "--config", config], { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...ENV } });
+    const [stdout, stderr, code] = await Promise.all([check.stdout.text(), check.stderr.text(), check.exited]);
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
+    expect(stdout).toContain(`${config}: OK`);
+    // LiteLLM was started on that same file, and serves its model_list.
+    expect(await mp!.waitForLine("starting LiteLLM")).toContain(`--config ${config} --host 127.0.0.1 --port`);
+    await mp!.waitForLine(READY_LINE);
+    const res = await fetch(url + "/v1/models", { headers: openaiAuth });
+    expect(res.status).toBe(200);
+    // A wildcard route such as claude-* is not listed.
+    expect(((await res.json()) as any).data.map((m: any) => m.id)).toEqual(["gpt-4o"]);
+  });
+
+  test("config.example.yaml passes memproxy check (when the repo has it)", async () => {
+    const example = join(ROOT, "config.example.yaml");
+    if (!existsSync(example)) return console.warn("litellm.e2e.test.ts: no config.example.yaml at the repo root yet; not checked");
+    const check = Bun.spawn([bin, "check", "--config", example], { stdout: "pipe", stderr: "pipe" });
+    const [stdout, stderr, code] = await Promise.all([check.stdout.text(), check.stderr.text(), check.exited]);
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
+    expect(stdout).toContain(": OK");
+  });
+
+  test("a killed LiteLLM is restarted, and traffic flows again", async () => {
+    await mp!.waitForLine(READY_LINE);
+    const before = await health(url);
+    const pid: number = before.litellm.pid;
+    const from = mp!.lines.length;
+    process.kill(pid, "SIGKILL");
+    expect(await mp!.waitForLine("LiteLLM exited unexpectedly", from)).toContain("killed by SIGKILL");
+    // The restart waits its backoff and then LiteLLM's seconds of start-up: meanwhile clients are told to retry.
+    const during = await chat(url, CLIENTS[0]!, `during restart ${crypto.randomUUID()}`, false);
+    expect(during.status).toBe(503);
+    expect(during.headers.get("retry-after")).not.toBeNull();
+    expect(((await during.json()) as any).error.code).toBe("backend_starting");
+    expect(await health(url)).toMatchObject({ status: "degraded", litellm: { state: "restarting" } });
+    await mp!.waitForLine(READY_LINE, from);
+
+    const after = await health(url);
+    expect(after.status).toBe("healthy");
+    expect(after.litellm.state).toBe("ready");
+    expect(after.litellm.restarts).toBe(before.litellm.restarts + 1);
+    expect(after.litellm.pid).not.toBe(pid);
+    const said = `after restart ${crypto.randomUUID()}`;
+    const res = await chat(url, CLIENTS[1]!, said, true);
+    expect(res.status).toBe(200);
+    expect(await replyOf(res, "anthropic", true)).toBe(`fake reply for claude-cli: ${said}`);
+    expect((await provider.requestWith(said)).headers.get("x-sm-user-id")).toBe("claude-cli");
+  });
+
+  test("SIGTERM stops memproxy and LiteLLM, exit 0", async () => {
+    await mp!.waitForLine(READY_LINE);
+    const pid: number = (await health(url)).litellm.pid;
+    mp!.proc.kill("SIGTERM");
+    expect(await mp!.exited).toBe(0);
+    expect(gone(pid)).toBe(true);
+  });
+});
+
+describe.skipIf(Boolean(missing))("memproxy --spawn-litellm with the real LiteLLM running 2 workers", () => {
+  let bin: string;
+  let provider: FakeProvider;
+  let mp: MemproxyProcess | undefined;
+  beforeAll(async () => {
+    bin = await compiledBinary();
+    provider = startFakeProvider();
+  });
+  afterAll(async () => {
+    await stopStack(mp);
+    await provider?.stop();
+  });
+
+  test("SIGTERM to memproxy leaves no LiteLLM process behind, workers included", async () => {
+    let url: string;
+    ({ mp, url } = await spawnStack(bin, sharedConfig(provider, { args: ["--num_workers", "2"] })));
+    await mp.waitForLine(READY_LINE);
+    const pgid: number = (await health(url)).litellm.pid;
+    const group = processGroup(pgid);
+    // The parent, multiprocessing's resource tracker and the two uvicorn workers.
+    expect(group.length).toBeGreaterThanOrEqual(4);
+    const said = `workers ${crypto.randomUUID()}`;
+    expect((await chat(url, CLIENTS[0]!, said, false)).status).toBe(200);
+
+    mp.proc.kill("SIGTERM");
+    expect(await mp.exited).toBe(0);
+    expect(await survivors(group)).toEqual([]);
+  });
+
+  // A known bug, run with `bun test --todo`: after an unexpected exit the supervisor restarts LiteLLM without
+  // killing the dead child's process group. With 2 workers the orphaned workers keep the port: the new child
+  // dies with "[Errno 98] Address already in use" while the orphans answer the readiness check, until the
+  // supervisor gives up; and at stop only the new group is signalled, so the orphans stay forever.
+  test("a killed LiteLLM with 2 workers is restarted in place of its orphaned workers", async () => {
+    const stack = await spawnStack(bin, sharedConfig(provider, { args: ["--num_workers", "2"] }));
+    try {
+      await stack.mp.waitForLine(READY_LINE);
+      const before = await health(stack.url);
+      const oldGroup = processGroup(before.litellm.pid);
+      const from = stack.mp.lines.length;
+      process.kill(before.litellm.pid, "SIGKILL");
+      await stack.mp.waitForLine(READY_LINE, from);
+      expect(await survivors(oldGroup)).toEqual([]);
+      const after = await health(stack.url);
+      expect(after.litellm).toMatchObject({ state: "ready", restarts: 1 });
+      const newGroup = processGroup(after.litellm.pid);
+      expect(newGroup.length).toBeGreaterThanOrEqual(4);
+      const said = `workers again ${crypto.randomUUID()}`;
+      expect((await chat(stack.url, CLIENTS[0]!, said, false)).status).toBe(200);
+      stack.mp.proc.kill("SIGTERM");
+      expect(await stack.mp.exited).toBe(0);
+      expect(await survivors(newGroup)).toEqual([]);
+    } finally {
+      await stopStack(stack.mp);
+    }
+  });
+});
+
+describe("memproxy --spawn-litellm start-up errors (no LiteLLM needed)", () => {
+  let bin: string;
+  beforeAll(async () => {
+    bin = await compiledBinary();
+  });
+  const config = () => {
+    const path = join(dir, `minimal-${crypto.randomUUID()}.yaml`);
+    writeFileSync(path, "model_list: []\nmemproxy:\n  listen: {port: 0}\n");
+    return path;
+  };
+  const run = async (args: string[]) => {
+    const proc = Bun.spawn([bin, ...args], { cwd: dir, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+    const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+    return { stdout, stderr, code };
+  };
+
+  test("a missing litellm executable: a clear error, exit 1, no hang", async () => {
+    const r = await run(["--config", config(), "--spawn-litellm", "--litellm-command", "/nonexistent/litellm", "--litellm-port", String(freePort())]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("'/nonexistent/litellm' was not found");
+    expect(r.stderr).toContain("--litellm-command");
+  });
+
+  test("LiteLLM's port already in use: a clear error, exit 1, nothing started", async () => {
+    const busy = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const r = await run(["--config", config(), "--spawn-litellm", "--litellm-command", "/nonexistent/litellm", "--litellm-port", String(busy.port)]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`cannot start LiteLLM on 127.0.0.1:${busy.port}: the port is already in use`);
+      expect(r.stderr).toContain("--litellm-port");
+      expect(r.stdout).not.toContain("listening on");
+    } finally {
+      busy.stop(true);
+    }
+  });
+});
+
+/** Whether a process is gone. A zombie counts as gone: it runs nothing, and the init of some containers never reaps it. */
+function gone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "ESRCH";
+  }
+  return processState(pid) === "Z";
+}
+
+/** The processes still running among `pids`, waiting a little for SIGKILLs already sent to take effect. */
+async function survivors(pids: number[]): Promise<string[]> {
+  const deadline = Date.now() + 5_000;
+  while (!pids.every(gone) && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+  return pids.filter((p) => !gone(p)).map((p) => `${p} ${commandLine(p)}`);
+}
+
+/** The pids in a process group (LiteLLM's, whose leader is the child memproxy spawned). */
+function processGroup(pgid: number): number[] {
+  if (existsSync("/proc/self/stat")) {
+    return readdirSync("/proc")
+      .filter((name) => /^\d+$/.test(name) && procStat(Number(name))?.pgrp === pgid)
+      .map(Number);
+  }
+  const ps = Bun.spawnSync(["ps", "-A", "-o", "pid=,pgid="]);
+  return ps.stdout
+    .toString()
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/).map(Number))
+    .filter(([pid, group]) => group === pgid && pid !== undefined)
+    .map(([pid]) => pid!);
+}
+
+function processState(pid: number): string | undefined {
+  if (existsSync("/proc/self/stat")) return procStat(pid)?.state;
+  return Bun.spawnSync(["ps", "-o", "stat=", "-p", String(pid)]).stdout.toString().trim()[0];
+}
+
+function procStat(pid: number): { state: string; pgrp: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name in parentheses may contain spaces: the fields after it are state, ppid, pgrp, ...
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { state: state!, pgrp: Number(pgrp) };
+  } catch {
+    return undefined;
+  }
+}
+
+function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").trim();
+  } catch {
+    return "";
+  }
+}
