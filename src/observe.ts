@@ -3,7 +3,7 @@
 import type { Config } from "./config.ts";
 import { errorResponse, ProxyError } from "./errors.ts";
 import type { Logger, LogFields } from "./log.ts";
-import { Metrics, NO_USER, PROMETHEUS_CONTENT_TYPE, routeIndex, type BackendErrorKind } from "./metrics.ts";
+import { Metrics, NO_USER, PROMETHEUS_CONTENT_TYPE, ROUTES, routeIndex, type BackendErrorKind, type Route } from "./metrics.ts";
 import { BackendFailure, StreamIdleTimeout, type BodyOutcome, type ForwardObserver } from "./proxy.ts";
 import { MODEL_SCAN_LIMIT, modelFromJsonPrefix, smallJsonBody } from "./request-model.ts";
 import { REQUEST_ID_HEADER, requestIdFor } from "./request-id.ts";
@@ -14,9 +14,13 @@ import { usageParserFor, type UsageParser } from "./usage.ts";
 export type ObservedHandler<S> = (req: Request, server: S, ex: Exchange) => Promise<Response>;
 
 /** What the observation needs from the configuration. */
-export type ObservabilityConfig = Pick<Config, "source" | "routing" | "metrics">;
+export type ObservabilityConfig = Pick<Config, "source" | "routing" | "metrics" | "logging">;
 
 const USER_AGENT_MAX = 256;
+/** Routes whose answers report token usage (model lists, count_tokens and other paths are not parsed). */
+const USAGE_ROUTES = new Set(
+  (["/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/responses", "/v1/embeddings"] satisfies Route[]).map((r) => ROUTES.indexOf(r)),
+);
 const INTERNAL_ERROR_BODY = JSON.stringify({
   type: "error",
   error: { message: "internal error in memproxy", type: "server_error", param: null, code: null },
@@ -31,7 +35,7 @@ const INTERNAL_ERROR_BODY = JSON.stringify({
  */
 export function createObservability(config: ObservabilityConfig, logger: Logger, ownPaths: Iterable<string>, metrics?: Metrics): Observability {
   const m = config.metrics.enabled ? (metrics ?? new Metrics({ maxUserLabels: config.metrics.max_user_labels })) : undefined;
-  const observability = new Observability(logger, m, new Set(ownPaths), config.source);
+  const observability = new Observability(logger, m, new Set(ownPaths), config);
   observability.reloaded(config);
   return observability;
 }
@@ -43,15 +47,23 @@ export class Observability {
     /** Undefined when metrics are disabled. */
     readonly metrics: Metrics | undefined,
     readonly ownPaths: ReadonlySet<string>,
-    private readonly source: string,
+    /** The configuration at start: the logging and metrics settings stay as they were then. */
+    private readonly started: ObservabilityConfig,
   ) {}
 
   /**
-   * Takes in a new configuration's user ids (they always get their own label). Whether metrics are
-   * on and the label limit are fixed at start.
+   * Takes in a new configuration's user ids (they always get their own label).
+   * @returns notes on the logging and metrics settings, which cannot change while running.
    */
-  reloaded(config: ObservabilityConfig): void {
+  reloaded(config: ObservabilityConfig): string[] {
     this.metrics?.reserveUserIds([config.routing.default_user_id, ...config.routing.header_patterns.map((p) => p.user_id)]);
+    const notes: string[] = [];
+    for (const key of ["logging", "metrics"] as const) {
+      if (JSON.stringify(config[key]) !== JSON.stringify(this.started[key])) {
+        notes.push(`memproxy.${key}: cannot change while running; restart memproxy to apply it`);
+      }
+    }
+    return notes;
   }
 
   /**
@@ -65,8 +77,7 @@ export class Observability {
       try {
         res = await inner(req, server, ex);
       } catch (err) {
-        ex.crashed(err);
-        res = new Response(INTERNAL_ERROR_BODY, { status: 500, headers: { "content-type": "application/json" } });
+        res = ex.crashed(err);
       }
       return ex.reply(res);
     };
@@ -81,7 +92,7 @@ export class Observability {
   /** GET /memory-routing/stats: the JSON summary, or 404 saying how to turn metrics on. */
   statsResponse(): Response {
     if (!this.metrics) {
-      return errorResponse(new ProxyError(404, "not_found", `usage statistics are off: set memproxy.metrics.enabled: true in ${this.source}`));
+      return errorResponse(new ProxyError(404, "not_found", `usage statistics are off: set memproxy.metrics.enabled: true in ${this.started.source}`));
     }
     return new Response(JSON.stringify(this.metrics.stats(), null, 2) + "\n", { headers: { "content-type": "application/json" } });
   }
@@ -97,9 +108,11 @@ export class Exchange implements ForwardObserver {
   readonly id: string;
   private readonly start = performance.now();
   private readonly path: string;
+  private readonly route: number;
   private decision: RoutingDecision | undefined;
   private status = 0;
   private headSeen = false;
+  private headMs = 0;
   private ttfbMs: number | undefined;
   private bytesIn = 0;
   private bytesOut = 0;
@@ -122,6 +135,7 @@ export class Exchange implements ForwardObserver {
     const from = url.indexOf("/", url.indexOf("//") + 2);
     const q = url.indexOf("?", from);
     this.path = from < 0 ? "/" : q < 0 ? url.slice(from) : url.slice(from, q);
+    this.route = routeIndex(this.path);
   }
 
   /** The request was routed to a user id and is about to be forwarded. */
@@ -142,10 +156,18 @@ export class Exchange implements ForwardObserver {
     this.error = describe(err);
   }
 
-  /** The handler threw: the answer is a 500. */
-  crashed(err: unknown): void {
+  /**
+   * The handler threw. Reading the request body throws when the client leaves mid-upload: that is a
+   * client gone (499, for the log only), anything else a 500.
+   */
+  crashed(err: unknown): Response {
+    if (this.req.signal.aborted) {
+      this.clientGone = true;
+      return new Response(null, { status: 499 });
+    }
     this.outcome = "crashed";
     this.error = describe(err);
+    return new Response(INTERNAL_ERROR_BODY, { status: 500, headers: { "content-type": "application/json" } });
   }
 
   /** Stamps x-request-id on the response; completes the exchange unless its body is still being watched. */
@@ -187,10 +209,11 @@ export class Exchange implements ForwardObserver {
 
   responseHead(res: Response): void {
     this.headSeen = true;
+    this.headMs = performance.now() - this.start;
     this.status = res.status;
     if (res.status >= 500) this.count("5xx");
     const type = res.headers.get("content-type");
-    if (this.obs.metrics) this.usage = usageParserFor(type);
+    if (USAGE_ROUTES.has(this.route) && (this.obs.metrics || this.obs.logger.enabled("info"))) this.usage = usageParserFor(type);
     if (type?.includes("text/event-stream")) {
       this.sse = true;
       this.obs.metrics?.streamsInFlight.inc();
@@ -238,25 +261,28 @@ export class Exchange implements ForwardObserver {
       return;
     }
     const usage = this.usage?.end();
-    const model = this.model() ?? usage?.model;
+    const level = this.outcome === "crashed" ? "error" : this.status >= 500 || this.outcome === "failed" ? "warn" : "info";
+    const logged = logger.enabled(level);
+    const model = usage || logged ? (this.model() ?? usage?.model) : undefined;
     const failed = this.status >= 400 || this.outcome === "failed" || this.outcome === "crashed";
+    // Without body bytes, the first byte is the head (memproxy's own answers: sent at once); a body cut before it has none.
+    const ttfbMs = this.ttfbMs ?? (this.outcome === "cancelled" || this.outcome === "failed" ? undefined : this.headSeen ? this.headMs : durationMs);
     if (metrics) {
       if (d) metrics.requestsInFlight.dec();
       if (this.sse) metrics.streamsInFlight.dec();
       const user = metrics.user(d ? d.user_id : NO_USER);
       metrics.record({
         user,
-        route: routeIndex(this.path),
+        route: this.route,
         status: this.status,
         failed,
         durationSeconds: durationMs / 1000,
-        ttfbSeconds: this.ttfbMs === undefined ? undefined : this.ttfbMs / 1000,
+        ttfbSeconds: ttfbMs === undefined ? undefined : ttfbMs / 1000,
         clientDisconnected: this.clientGone,
       });
       if (usage) metrics.tokens(user, model ?? "unknown", usage.inputTokens, usage.outputTokens);
     }
-    const level = this.outcome === "crashed" ? "error" : this.status >= 500 || this.outcome === "failed" ? "warn" : "info";
-    if (!logger.enabled(level)) return;
+    if (!logged) return;
     const ua = this.req.headers.get("user-agent");
     const fields: LogFields = {
       request_id: this.id,
@@ -270,7 +296,7 @@ export class Exchange implements ForwardObserver {
       status: this.status,
       bytes_in: this.bytesIn < 0 ? null : this.bytesIn,
       bytes_out: this.bytesOut,
-      ttfb_ms: this.ttfbMs === undefined ? null : ms(this.ttfbMs),
+      ttfb_ms: ttfbMs === undefined ? null : ms(ttfbMs),
       duration_ms: ms(durationMs),
       client_disconnected: this.clientGone,
       input_tokens: usage?.inputTokens,

@@ -248,7 +248,7 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
       const fixed = { ...next, listen: was };
       const old = state;
       state = buildState(fixed, logger, old);
-      observe.reloaded(fixed);
+      notes.push(...observe.reloaded(fixed));
       if (state.pool !== old.pool) old.pool.close();
       lastReload = { at: new Date().toISOString(), ok: true };
       return notes;

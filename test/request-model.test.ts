@@ -1,0 +1,45 @@
+import { describe, expect, test } from "bun:test";
+import { MODEL_SCAN_LIMIT, modelFromJsonPrefix, smallJsonBody } from "../src/request-model.ts";
+
+describe("the model named by a JSON request body", () => {
+  test.each([
+    ["first key", '{"model":"gpt-4o","messages":[]}', "gpt-4o"],
+    ["after the messages, spaced", '{ "messages": [{"role":"user","content":"x"}], "model" : "claude-sonnet-4-5" }', "claude-sonnet-4-5"],
+    ["with escapes", '{"stream":true,"model":"a\\"b\\u00e9"}', 'a"bé'],
+    ["pretty-printed", '\n{\n  "max_tokens": 10,\n  "model": "m-1"\n}', "m-1"],
+  ])("%s", (_name, text, want) => {
+    expect(modelFromJsonPrefix(text)).toBe(want);
+  });
+
+  test("only a top-level model counts, not one inside messages, metadata or strings", () => {
+    expect(modelFromJsonPrefix('{"metadata":{"model":"inner"},"messages":[{"model":"x"}],"note":"\\"model\\":\\"s\\""}')).toBeUndefined();
+    expect(modelFromJsonPrefix('{"metadata":{"model":"inner"},"model":"outer"}')).toBe("outer");
+    expect(modelFromJsonPrefix('{"a":"model","b":["model"],"model":"real"}')).toBe("real");
+  });
+
+  test("a body cut short before the model, a non-string model or a non-object gives none", () => {
+    expect(modelFromJsonPrefix('{"messages":[{"role":"user","content":"long')).toBeUndefined();
+    expect(modelFromJsonPrefix('{"model":"unterminated')).toBeUndefined();
+    expect(modelFromJsonPrefix('{"model":42}')).toBeUndefined();
+    expect(modelFromJsonPrefix('["model","x"]')).toBeUndefined();
+    expect(modelFromJsonPrefix("")).toBeUndefined();
+  });
+
+  test("a prefix that already holds the model is enough", () => {
+    expect(modelFromJsonPrefix('{"model":"gpt-4o","messages":[{"role":"user","content":"and then it was cut')).toBe("gpt-4o");
+  });
+});
+
+describe("which bodies are read ahead", () => {
+  const h = (init: Record<string, string>) => new Headers(init);
+  test("JSON with a length up to the scan limit", () => {
+    expect(smallJsonBody(h({ "content-type": "application/json", "content-length": "70" }))).toBe(true);
+    expect(smallJsonBody(h({ "content-type": "application/json; charset=utf-8", "content-length": String(MODEL_SCAN_LIMIT) }))).toBe(true);
+  });
+  test("not larger JSON, unsized (chunked) bodies, empty bodies or other types", () => {
+    expect(smallJsonBody(h({ "content-type": "application/json", "content-length": String(MODEL_SCAN_LIMIT + 1) }))).toBe(false);
+    expect(smallJsonBody(h({ "content-type": "application/json" }))).toBe(false);
+    expect(smallJsonBody(h({ "content-type": "application/json", "content-length": "0" }))).toBe(false);
+    expect(smallJsonBody(h({ "content-type": "multipart/form-data", "content-length": "70" }))).toBe(false);
+  });
+});
