@@ -124,6 +124,7 @@ export class Exchange implements ForwardObserver {
   private backendError: BackendErrorKind | undefined;
   private error: string | undefined;
   private done = false;
+  private completeHook: (() => void) | undefined;
 
   constructor(
     private readonly obs: Observability,
@@ -248,9 +249,16 @@ export class Exchange implements ForwardObserver {
   }
 
   /** Writes the access line and the metrics, once. */
+  /** Runs `fn` when the exchange completes (its response body ended, or at once if it has). */
+  onComplete(fn: () => void): void {
+    if (this.done) fn();
+    else this.completeHook = fn;
+  }
+
   private complete(): void {
     if (this.done) return;
     this.done = true;
+    this.completeHook?.();
     const durationMs = performance.now() - this.start;
     const { logger, metrics } = this.obs;
     const d = this.decision;

@@ -154,8 +154,10 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
     const routed = s.router(req.headers);
     if (!routed.ok) return errorResponse(rejection(routed.rejection.status, routed.rejection.message));
     ex.routed(routed.decision);
-    // An LLM may think for minutes before its first byte or between events: no idle cut here.
+    // An LLM may think for minutes before its first byte or between events: no idle cut while the
+    // exchange runs. The connection's idle timeout comes back once it is over (keep-alive idling).
     srv.timeout(req, 0);
+    ex.onComplete(() => restoreIdleTimeout(srv, req, idleSeconds));
     return forwardToPool(req, url, routed.decision.user_id, s, ex);
   }
 
@@ -205,13 +207,14 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
     }
   }
 
+  const idleSeconds = Math.ceil(config.listen.idle_timeout / 1000);
   let server: Server<undefined>;
   try {
     server = Bun.serve({
       hostname: config.listen.host,
       port: config.listen.port,
       development: false,
-      idleTimeout: Math.ceil(config.listen.idle_timeout / 1000),
+      idleTimeout: idleSeconds,
       // memproxy checks the configured limit itself, to answer with a clear error; this is only a ceiling.
       maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       fetch: observe.wrap(handle),
@@ -296,6 +299,14 @@ function buildState(config: Config, logger: Logger, previous?: State): State {
     pool,
     userIdHeaders: [config.forward.user_id_header, ...config.forward.also_send_user_id_as],
   };
+}
+
+function restoreIdleTimeout(srv: Server<undefined>, req: Request, seconds: number): void {
+  try {
+    srv.timeout(req, seconds);
+  } catch {
+    // the connection is already gone
+  }
 }
 
 /** The answer while a supervised LiteLLM is not ready: 503, and when to try again. */

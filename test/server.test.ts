@@ -241,3 +241,28 @@ async function rawExchange(port: number, raw: string, options: { byteByByte?: bo
   }
   return promise;
 }
+
+describe("connections", () => {
+  test("an idle keep-alive connection is closed after the idle timeout, also after a proxied stream lifted it", async () => {
+    await using b = startBackend();
+    await using p = startProxy(`litellm_backend_url: ${b.url}\nmemproxy:\n  listen: {idle_timeout: 2}\n`);
+    const { promise: closed, resolve: onClose } = Promise.withResolvers<void>();
+    const { promise: answered, resolve: onAnswer } = Promise.withResolvers<string>();
+    let text = "";
+    const socket = await Bun.connect({
+      hostname: "127.0.0.1",
+      port: p.port,
+      socket: {
+        data(_s, d) {
+          text += new TextDecoder().decode(d);
+          if (text.includes("bodyLength")) onAnswer(text);
+        },
+        close: () => onClose(),
+      },
+    });
+    socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}`);
+    expect(await answered).toStartWith("HTTP/1.1 200");
+    // The connection stays open (keep-alive) with nothing to do: memproxy must close it.
+    await closed;
+  });
+});
