@@ -203,9 +203,10 @@ async function run(config: Config, values: Options, io: CliIO): Promise<number> 
     if (!values.config) return logger.info(`${why}: running on the embedded default config, nothing to reload`);
     try {
       const text = await Bun.file(values.config).text().catch(() => undefined);
+      // The watch reports any change in the folder: act only when this file's text changed.
       if (why === "file changed" && text !== undefined && text === lastText) return;
-      const next = await configWithOverrides(values);
       lastText = text;
+      const next = await configWithOverrides(values);
       const notes = app.reload(next);
       logger.info("config reloaded", { reason: why, config: next.source });
       for (const note of notes) logger.warn(note);

@@ -131,3 +131,26 @@ describe("config hot reload", () => {
     expect(await userIdNow(url, backend)).toBe("after");
   });
 });
+
+describe("config hot reload, as Kubernetes updates a mounted ConfigMap", () => {
+  test("the ..data symlink swap is noticed", async () => {
+    const { symlinkSync, mkdirSync } = await import("node:fs");
+    await using backend = startBackend();
+    const dir = mkdtempSync(join(tmpdir(), "memproxy-cm-"));
+    const version = (n: number, userId: string) => {
+      mkdirSync(join(dir, `..v${n}`));
+      writeFileSync(join(dir, `..v${n}`, "config.yaml"), configText(backend.url, userId));
+      symlinkSync(`..v${n}`, join(dir, `..data_tmp`));
+      renameSync(join(dir, "..data_tmp"), join(dir, "..data")); // atomic, as the kubelet does
+    };
+    version(1, "cm-one");
+    symlinkSync("..data/config.yaml", join(dir, "config.yaml"));
+    await using mp = spawnMemproxy([bin, "--config", join(dir, "config.yaml")]);
+    const url = await mp.listening();
+    expect(await userIdNow(url, backend)).toBe("cm-one");
+    const mark = mp.lines.length;
+    version(2, "cm-two");
+    await mp.waitForLine("config reloaded", mark);
+    expect(await userIdNow(url, backend)).toBe("cm-two");
+  });
+});
