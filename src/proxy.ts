@@ -109,6 +109,7 @@ export async function forward(req: Request, url: URL, opts: ForwardOptions): Pro
   );
 
   let res: Response;
+  let small: ArrayBuffer | undefined;
   try {
     res = await fetch(target, {
       method: req.method,
@@ -120,6 +121,10 @@ export async function forward(req: Request, url: URL, opts: ForwardOptions): Pro
       // Bun's own fetch idle timeout (about 5 minutes) would cut a silent LLM call: the timers here rule.
       timeout: false,
     });
+    // A small answer of announced length (a non-streamed completion, a model list) comes in one
+    // piece: taking it whole is cheaper than passing it through a stream and holds back nothing a
+    // client could use. It is still covered by the first-byte timeout.
+    if (res.body && isSmallFixedBody(res.headers)) small = await res.arrayBuffer();
   } catch (err) {
     req.signal.removeEventListener("abort", onClientAbort);
     throw backendFailure(opts.backend, upstream.signal.reason ?? err, err);
@@ -128,6 +133,13 @@ export async function forward(req: Request, url: URL, opts: ForwardOptions): Pro
   }
 
   observer?.responseHead(res);
+  if (small !== undefined) {
+    if (observer) {
+      observer.chunk(new Uint8Array(small));
+      observer.end("complete");
+    }
+    return new Response(small, { status: res.status, statusText: res.statusText, headers: clientResponseHeaders(res.headers) });
+  }
   const resBody = res.body && (opts.streamIdleTimeoutMs > 0 || observer) ? passThrough(res.body, opts.streamIdleTimeoutMs, upstream, observer) : res.body;
   if (!res.body) observer?.end("complete");
   return new Response(resBody, {
@@ -135,6 +147,15 @@ export async function forward(req: Request, url: URL, opts: ForwardOptions): Pro
     statusText: res.statusText,
     headers: clientResponseHeaders(res.headers),
   });
+}
+
+/** Largest response body taken whole rather than streamed. */
+const SMALL_BODY = 64 * 1024;
+
+function isSmallFixedBody(headers: Headers): boolean {
+  const length = headers.get("content-length");
+  if (length === null || Number(length) > SMALL_BODY) return false;
+  return !headers.get("content-type")?.startsWith("text/event-stream");
 }
 
 /** fetch() error codes that mean no connection was made, so nothing was sent and a retry is safe. */

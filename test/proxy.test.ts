@@ -279,6 +279,48 @@ describe("backend failures before the first byte", () => {
   });
 });
 
+describe("small answers of announced length (taken whole)", () => {
+  /** A raw TCP backend that answers every request with `reply`, then stalls or closes. */
+  function rawBackend(reply: string, then: "stall" | "close") {
+    const l = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        data(s) {
+          s.write(reply);
+          if (then === "close") s.end();
+        },
+      },
+    });
+    return { url: `http://127.0.0.1:${l.port}`, [Symbol.dispose]: () => l.stop(true) };
+  }
+  const head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n";
+
+  test("arrive intact with their length", async () => {
+    await using b = startBackend(() => Response.json({ ok: true, text: "x".repeat(1000) }));
+    await using p = startProxy(CONFIG(b.url));
+    const res = await fetch(p.url + "/v1/chat/completions", { method: "POST", body: "{}" });
+    const text = await res.text();
+    expect(JSON.parse(text)).toEqual({ ok: true, text: "x".repeat(1000) });
+    expect(res.headers.get("content-length")).toBe(String(text.length));
+  });
+
+  test("a backend that stalls inside one gets the first-byte timeout (504), not a hang", async () => {
+    using b = rawBackend(head + '{"partial":', "stall");
+    await using p = startProxy(CONFIG(b.url, "    first_byte_timeout: 300ms"));
+    const res = await fetch(p.url + "/v1/chat/completions", { method: "POST", body: "{}" });
+    expect(res.status).toBe(504);
+  });
+
+  test("a backend that closes inside one: 502, nothing half-sent", async () => {
+    using b = rawBackend(head + '{"partial":', "close");
+    await using p = startProxy(CONFIG(b.url));
+    const res = await fetch(p.url + "/v1/chat/completions", { method: "POST", body: "{}" });
+    expect(res.status).toBe(502);
+    expect((await readJson(res)).error.code).toBe("backend_unreachable");
+  });
+});
+
 /** Sends raw bytes and returns everything the server answered until it closed the connection. */
 async function rawRequest(port: number, raw: string): Promise<string> {
   const chunks: string[] = [];
