@@ -138,6 +138,11 @@ export class Metrics {
   /** LiteLLM restarts by the supervisor; the supervisor calls `supervisorRestarts.inc()`. */
   readonly supervisorRestarts = new Counter();
   readonly clientDisconnects = new Counter();
+  /** Config reloads that were applied, and those rejected as invalid (the running config stayed). */
+  readonly configReloads = new Counter();
+  readonly configReloadFailures = new Counter();
+  /** Requests still in flight when the shutdown's drain timeout ended them. */
+  readonly shutdownCut = new Counter();
   readonly backendErrors = new Float64Array(BACKEND_ERROR_KINDS.length);
   readonly duration = new RouteHistogram();
   readonly ttfb = new RouteHistogram();
@@ -257,6 +262,11 @@ export class Metrics {
 
     head("memproxy_supervisor_restarts_total", "counter", "Times the supervisor restarted the LiteLLM backend.");
     out.push(`memproxy_supervisor_restarts_total ${this.supervisorRestarts.value}`);
+    head("memproxy_config_reloads_total", "counter", "Config reloads (file change or SIGHUP), by result: applied, or rejected as invalid.");
+    out.push(`memproxy_config_reloads_total{result="applied"} ${this.configReloads.value}`);
+    out.push(`memproxy_config_reloads_total{result="rejected"} ${this.configReloadFailures.value}`);
+    head("memproxy_shutdown_cut_requests_total", "counter", "Requests still in flight when the shutdown drain timeout ended them.");
+    out.push(`memproxy_shutdown_cut_requests_total ${this.shutdownCut.value}`);
     return out.join("\n") + "\n";
   }
 

@@ -254,10 +254,12 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
       notes.push(...observe.reloaded(fixed));
       if (state.pool !== old.pool) old.pool.close();
       lastReload = { at: new Date().toISOString(), ok: true };
+      observe.metrics?.configReloads.inc();
       return notes;
     },
     reloadFailed(problems) {
       lastReload = { at: new Date().toISOString(), ok: false, problems };
+      observe.metrics?.configReloadFailures.inc();
     },
     stop(drainMs = state.config.shutdown.drain_timeout) {
       stopping ??= (async () => {
@@ -269,6 +271,7 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
         let cut = 0;
         if (outcome === "timeout") {
           cut = server.pendingRequests;
+          observe.metrics?.shutdownCut.inc(cut);
           await server.stop(true);
         }
         state.pool.close();

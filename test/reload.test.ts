@@ -77,6 +77,9 @@ describe("config hot reload", () => {
     expect(health.status).toBe("degraded");
     expect(health.config.last_reload.ok).toBe(false);
     expect(health.config.last_reload.problems[0]).toContain("memproxy.bogus_setting");
+    const metrics = await (await fetch(url + "/metrics")).text();
+    expect(metrics).toContain('memproxy_config_reloads_total{result="rejected"} 1\n');
+    expect(metrics).toMatch(/memproxy_config_reloads_total\{result="applied"\} [1-9]/);
 
     mark = mp.lines.length;
     replaceFile(path, configText(backend.url, "delta"));

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { echo, readJson, startBackend } from "./support/backend.ts";
+import { echo, manualStream, readJson, startBackend } from "./support/backend.ts";
 import { startProxy } from "./support/memproxy.ts";
 import { VERSION } from "../src/version.ts";
 
@@ -264,5 +264,19 @@ describe("connections", () => {
     expect(await answered).toStartWith("HTTP/1.1 200");
     // The connection stays open (keep-alive) with nothing to do: memproxy must close it.
     await closed;
+  });
+});
+
+describe("stop", () => {
+  test("requests still in flight at the drain timeout are cut and counted", async () => {
+    const stream = manualStream();
+    await using b = startBackend(() => new Response(stream.body, { headers: { "content-type": "text/event-stream" } }));
+    const p = startProxy(`litellm_backend_url: ${b.url}\n`);
+    const pending = fetch(p.url + "/v1/chat/completions", { method: "POST", body: "{}" });
+    stream.send("data: 1\n\n");
+    const res = await pending;
+    expect(await p.stop(200)).toEqual({ cut: 1 });
+    expect(p.metrics!.shutdownCut.value).toBe(1);
+    expect(await res.text().catch((e) => e)).toBeDefined();
   });
 });
