@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { manualStream, readJson, startBackend, textReader } from "./support/backend.ts";
 import { startProxy } from "./support/memproxy.ts";
+import { rawExchange } from "./support/raw-http.ts";
 
 const CONFIG = (backend: string, extra = "") => `
 litellm_backend_url: ${backend}
@@ -80,7 +81,7 @@ describe("forwarding", () => {
       "X-LiteLLM-End-User-Id: stolen-4\r\n" +
       "User-Agent: OpenAIClientImpl/Java\r\n" +
       "Content-Length: 2\r\nConnection: close\r\n\r\n{}";
-    const reply = await rawRequest(proxy.port, raw);
+    const reply = await rawExchange(proxy.port, raw);
     expect(reply).toStartWith("HTTP/1.1 200");
     const got = await arrived;
     expect(got.headers.get("x-sm-user-id")).toBe("pycharm-ai");
@@ -117,7 +118,7 @@ describe("forwarding", () => {
       "Connection: close, X-Hop-In\r\n" +
       "X-Hop-In: secret\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nProxy-Authorization: Basic abc\r\nUpgrade: h2c\r\n" +
       "X-Kept: 1\r\n\r\n";
-    const reply = await rawRequest(p.port, raw);
+    const reply = await rawExchange(p.port, raw);
     const got = hop.received[0]!;
     for (const name of ["x-hop-in", "keep-alive", "te", "proxy-authorization", "upgrade"]) expect(got.headers.has(name)).toBe(false);
     expect(got.headers.get("x-kept")).toBe("1");
@@ -321,21 +322,4 @@ describe("small answers of announced length (taken whole)", () => {
   });
 });
 
-/** Sends raw bytes and returns everything the server answered until it closed the connection. */
-async function rawRequest(port: number, raw: string): Promise<string> {
-  const chunks: string[] = [];
-  const { promise, resolve, reject } = Promise.withResolvers<string>();
-  const dec = new TextDecoder();
-  const socket = await Bun.connect({
-    hostname: "127.0.0.1",
-    port,
-    socket: {
-      data: (_s, d) => void chunks.push(dec.decode(d, { stream: true })),
-      close: () => resolve(chunks.join("")),
-      error: (_s, e) => reject(e),
-    },
-  });
-  socket.write(raw);
-  return promise;
-}
 

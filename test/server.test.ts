@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { echo, manualStream, readJson, startBackend } from "./support/backend.ts";
 import { startProxy } from "./support/memproxy.ts";
+import { rawExchange } from "./support/raw-http.ts";
 import { VERSION } from "../src/version.ts";
 
 const config = (backend: string) => `litellm_backend_url: ${backend}\n`;
@@ -204,43 +205,6 @@ describe("limits and bad input", () => {
   });
 });
 
-/** Writes raw bytes (optionally one at a time, yielding between them) and reads until the server closes or answers a full head + small body. */
-async function rawExchange(port: number, raw: string, options: { byteByByte?: boolean } = {}): Promise<string> {
-  let text = "";
-  const { promise, resolve, reject } = Promise.withResolvers<string>();
-  const dec = new TextDecoder();
-  const socket = await Bun.connect({
-    hostname: "127.0.0.1",
-    port,
-    socket: {
-      data(s, d) {
-        text += dec.decode(d, { stream: true });
-        // A complete small answer: stop reading without waiting for the server to close.
-        const head = text.indexOf("\r\n\r\n");
-        if (head >= 0) {
-          const len = /content-length: (\d+)/i.exec(text.slice(0, head));
-          if ((len && text.length >= head + 4 + Number(len[1])) || text.endsWith("\r\n0\r\n\r\n")) {
-            s.end();
-            resolve(text);
-          }
-        }
-      },
-      close: () => resolve(text),
-      error: (_s, e) => reject(e),
-    },
-  });
-  const bytes = new TextEncoder().encode(raw);
-  if (options.byteByByte) {
-    for (let i = 0; i < bytes.length; i++) {
-      socket.write(bytes.subarray(i, i + 1));
-      socket.flush();
-      await new Promise((r) => setImmediate(r));
-    }
-  } else {
-    socket.write(bytes);
-  }
-  return promise;
-}
 
 describe("connections", () => {
   test("an idle keep-alive connection is closed after the idle timeout, also after a proxied stream lifted it", async () => {
