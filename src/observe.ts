@@ -124,7 +124,7 @@ export class Exchange implements ForwardObserver {
   private backendError: BackendErrorKind | undefined;
   private error: string | undefined;
   private done = false;
-  private completeHook: (() => void) | undefined;
+  private readonly completeHooks: (() => void)[] = [];
 
   constructor(
     private readonly obs: Observability,
@@ -252,13 +252,13 @@ export class Exchange implements ForwardObserver {
   /** Runs `fn` when the exchange completes (its response body ended, or at once if it has). */
   onComplete(fn: () => void): void {
     if (this.done) fn();
-    else this.completeHook = fn;
+    else this.completeHooks.push(fn);
   }
 
   private complete(): void {
     if (this.done) return;
     this.done = true;
-    this.completeHook?.();
+    for (const fn of this.completeHooks) fn();
     const durationMs = performance.now() - this.start;
     const { logger, metrics } = this.obs;
     const d = this.decision;

@@ -65,12 +65,6 @@ const JSON_HEADERS = { "content-type": "application/json" };
 const json = (body: unknown, status = 200) => new Response(JSON.stringify(body, null, 2) + "\n", { status, headers: JSON_HEADERS });
 const NO_BODY = new Set(["GET", "HEAD"]);
 
-/**
- * Starts memproxy.
- * @param config the loaded configuration.
- * @param options the logger.
- * @returns a handle with the URL, reload and an idempotent stop.
- */
 /** What the server needs to know besides its configuration. */
 export interface ServerOptions {
   logger?: Logger;
@@ -79,6 +73,12 @@ export interface ServerOptions {
   litellm?: () => Readonly<SupervisorStatus>;
 }
 
+/**
+ * Starts memproxy.
+ * @param config the loaded configuration.
+ * @param options the logger, a metrics registry, the supervised LiteLLM's state.
+ * @returns a handle with the URL, reload and an idempotent stop.
+ */
 export function startServer(config: Config, options: ServerOptions = {}): ServerHandle {
   const logger = options.logger ?? silentLogger;
   const litellm = options.litellm;
@@ -175,6 +175,7 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
       const backend = pool.pick(tried)!;
       tried.add(backend);
       backend.inFlight++;
+      let answered = false;
       try {
         const res = await forward(req, url, {
           backend: backend.url,
@@ -188,6 +189,9 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
           observer: ex,
         });
         pool.markUp(backend);
+        // The request stays in flight on this backend until its body (a stream, perhaps) has ended.
+        answered = true;
+        ex.onComplete(() => backend.inFlight--);
         return res;
       } catch (err) {
         if (!(err instanceof ProxyError)) throw err;
@@ -202,7 +206,7 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
         }
         return errorResponse(err);
       } finally {
-        backend.inFlight--;
+        if (!answered) backend.inFlight--;
       }
     }
   }

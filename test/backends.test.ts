@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { BackendPool } from "../src/backends.ts";
-import { readJson, startBackend } from "./support/backend.ts";
+import { manualStream, readJson, startBackend } from "./support/backend.ts";
 import { startProxy } from "./support/memproxy.ts";
 
 const config = (urls: string[], extra = "") => `
@@ -36,6 +36,21 @@ describe("several backends", () => {
     expect(answers).toEqual(["b", "b", "b"]);
     releaseSlow();
     expect(await (await first).text()).toBe("a");
+  });
+
+  test("an open stream counts as in flight until it ends", async () => {
+    const stream = manualStream();
+    await using a = startBackend(() => new Response(stream.body, { headers: { "content-type": "text/event-stream" } }));
+    await using b = startBackend(() => new Response("b"));
+    await using p = startProxy(config([a.url, b.url]));
+    const pending = fetch(p.url + "/v1/chat/completions", { method: "POST", body: '{"stream":true}' });
+    stream.send("data: 1\n\n");
+    const res = await pending; // the head has arrived; the stream goes on
+    expect(await (await fetch(p.url + "/v1/models")).text()).toBe("b");
+    expect(await (await fetch(p.url + "/v1/models")).text()).toBe("b");
+    stream.close();
+    await res.text();
+    expect(a.received).toHaveLength(1);
   });
 
   test("a refused connection is retried on another backend, with the same body; the dead one is marked down", async () => {
