@@ -1,0 +1,148 @@
+// The nginx side of the benchmark: an nginx.conf that routes exactly as memproxy's config does
+// (regex `map`s in the same order, the custom header first, the same id check), generated from
+// that config so the two cannot drift apart.
+import type { Config } from "../../src/config.ts";
+import { compilePattern } from "../../src/pattern.ts";
+import { USER_ID } from "../../src/config.ts";
+
+/** Where nginx listens, forwards to, and keeps its files. */
+export interface NginxSite {
+  port: number;
+  backendPort: number;
+  /** Absolute directory for the pid file, logs and temp files. */
+  prefix: string;
+  /** `nginx -V` output: modules built --without-… get no temp path directive. */
+  buildInfo: string;
+}
+
+const INVALID = "!invalid";
+
+/** Header sets that exercise every rule of the bench config, the anchoring, the custom header and its check. */
+export const ROUTING_PROBES: readonly Record<string, string>[] = [
+  { "user-agent": "claude-cli/2.1.197 (external, cli)" },
+  { "user-agent": "Claude Code/1.0.3" },
+  { "user-agent": "OpenAIClientImpl/Java 2.1.0" },
+  { "user-agent": "vscode/1.95.0" },
+  { "user-agent": "codex_cli_rs/0.30.0 (Debian 12; x86_64)", originator: "codex_cli_rs" },
+  { "user-agent": "node", originator: "codex_exec" },
+  { "user-agent": "AsyncOpenAI/Python 1.50.0" },
+  { "user-agent": "OpenAI/JS 6.49.0" },
+  { "user-agent": "Anthropic/Python 0.40.0" },
+  { "user-agent": "Anthropic/JS 0.30.0" },
+  { "user-agent": "curl/8.0.1" },
+  { "user-agent": "my tool claude-cli/2" },
+  { "user-agent": "claude-cli/2.1.197", "x-memory-user-id": "my-project" },
+  { "user-agent": "curl/8.0.1", "x-sm-user-id": "someone-else" },
+  { "user-agent": "curl/8.0.1", "x-memory-user-id": "not valid!" },
+];
+
+/** nginx's variable for a request header: $http_ + the name lowercased, '-' as '_'. */
+function headerVar(name: string): string {
+  return `$http_${name.toLowerCase().replaceAll("-", "_")}`;
+}
+
+/** A double-quoted nginx string: nginx turns \\ into \ and \" into ", and leaves other escapes. */
+function quote(s: string): string {
+  return `"${s.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+}
+
+/**
+ * The routing as nginx maps. Rules apply in order, first match wins, across different headers; so
+ * consecutive rules on one header become one map (nginx tries a map's regexes in order) whose
+ * default is the next map's variable, and the last one defaults to the default user id.
+ * @returns the map blocks, and the variable holding the decided user id ("!invalid" when the
+ *   custom header holds an unacceptable id, as memproxy's 400).
+ */
+export function routingMaps(routing: Config["routing"]): { maps: string; userVar: string } {
+  const groups: { header: string; rules: { regex: RegExp; user_id: string }[] }[] = [];
+  for (const rule of routing.header_patterns) {
+    const compiled = compilePattern(rule.pattern);
+    if (!compiled.ok) throw new Error(`pattern ${JSON.stringify(rule.pattern)}: ${compiled.error}`);
+    const last = groups.at(-1);
+    if (last && last.header === rule.header) last.rules.push({ regex: compiled.regex, user_id: rule.user_id });
+    else groups.push({ header: rule.header, rules: [{ regex: compiled.regex, user_id: rule.user_id }] });
+  }
+  const blocks: string[] = [];
+  for (let g = groups.length - 1; g >= 0; g--) {
+    const { header, rules } = groups[g]!;
+    const fallback = g + 1 < groups.length ? `$mp_rule_${g + 1}` : quote(routing.default_user_id);
+    const lines = rules.map(({ regex, user_id }) => {
+      // PCRE takes JavaScript's syntax for these patterns; inline flags carry i/m/s over.
+      const inline = regex.flags.replace(/[^ims]/g, "");
+      const source = inline ? `(?${inline})${regex.source}` : regex.source;
+      return `    ${quote("~" + source)} ${quote(user_id)};`;
+    });
+    blocks.push(`  map ${headerVar(header)} $mp_rule_${g} {\n    default ${fallback};\n${lines.join("\n")}\n  }`);
+  }
+  const byPatterns = groups.length ? "$mp_rule_0" : quote(routing.default_user_id);
+  const custom = headerVar(routing.custom_header);
+  blocks.push(
+    `  # The custom header wins when present; an unacceptable id is refused, as memproxy does.\n` +
+      `  map ${custom} $mp_user {\n    default ${quote(INVALID)};\n    "" ${byPatterns};\n    ${quote("~" + USER_ID.source)} ${custom};\n  }`,
+  );
+  return { maps: blocks.join("\n\n"), userVar: "$mp_user" };
+}
+
+/**
+ * A complete nginx.conf for a foreground, unprivileged nginx on loopback, proxying like memproxy:
+ * streaming both ways (no request or response buffering), keep-alive to the backend, the user id
+ * header set (replacing any the client sent), an identity body asked of the backend.
+ */
+export function nginxConfig(config: Config, site: NginxSite): string {
+  const { maps, userVar } = routingMaps(config.routing);
+  const idHeaders = [config.forward.user_id_header, ...config.forward.also_send_user_id_as];
+  const p = site.prefix;
+  const temp = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
+    .filter((m) => m === "client_body" || !site.buildInfo.includes(`--without-http_${m}_module`))
+    .map((m) => `  ${m}_temp_path ${p}/${m}_temp;`)
+    .join("\n");
+  const idleS = Math.max(1, Math.ceil(config.forward.stream_idle_timeout / 1000));
+  return `# Generated by scripts/bench.ts from the bench's memproxy config: do not edit.
+worker_processes auto;
+daemon off;
+pid ${p}/nginx.pid;
+error_log ${p}/error.log warn;
+# Favour nginx: JIT-compiled regexes for the maps.
+pcre_jit on;
+
+events {
+  worker_connections 4096;
+}
+
+http {
+  default_type application/json;
+  # nginx's default: one combined-format line per request, like memproxy's access log.
+  access_log ${p}/access.log;
+${temp}
+  client_max_body_size 1g;
+
+  upstream llm_backend {
+    server 127.0.0.1:${site.backendPort};
+    keepalive 512;
+  }
+
+${maps}
+
+  server {
+    listen 127.0.0.1:${site.port};
+
+    location / {
+      if (${userVar} = ${quote(INVALID)}) {
+        return 400 '{"error":{"message":"invalid ${config.routing.custom_header} header","type":"invalid_request_error"}}';
+      }
+      proxy_pass http://llm_backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+${idHeaders.map((h) => `      proxy_set_header ${h} ${userVar};`).join("\n")}
+      proxy_set_header Accept-Encoding identity;
+      # Stream like memproxy: SSE events and large bodies pass through as they come.
+      proxy_buffering off;
+      proxy_request_buffering off;
+      proxy_connect_timeout 5s;
+      proxy_read_timeout ${idleS}s;
+      proxy_send_timeout ${idleS}s;
+    }
+  }
+}
+`;
+}

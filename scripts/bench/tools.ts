@@ -1,0 +1,95 @@
+// The programs the benchmark compares against and drives (nginx, wrk): found, or installed from
+// Debian's packages; and the facts about the machine that a result is meaningless without.
+import { cpus, totalmem } from "node:os";
+import { readFileSync } from "node:fs";
+
+const SBIN_PATH = `${process.env.PATH ?? ""}:/usr/local/sbin:/usr/sbin:/sbin`;
+
+/** The path of an executable on PATH (or in an sbin directory), if any. */
+export function findTool(name: string): string | undefined {
+  return Bun.which(name, { PATH: SBIN_PATH }) ?? undefined;
+}
+
+async function run(cmd: string[]): Promise<{ code: number; out: string }> {
+  const proc = Bun.spawn(cmd, { stdout: "pipe", stderr: "pipe", stdin: "ignore", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  const [out, err, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+  return { code, out: out + err };
+}
+
+/** nginx and wrk if they could be had, and what was done or is missing, for the report. */
+export interface Tools {
+  nginx?: string;
+  wrk?: string;
+  notes: string[];
+}
+
+/**
+ * Finds nginx and wrk; when one is missing and `install` is set, installs it with apt-get (as
+ * root only). Never fails: what is missing is reported in `notes` and its measurements skipped.
+ */
+export async function ensureTools(install: boolean, log: (line: string) => void): Promise<Tools> {
+  const notes: string[] = [];
+  let nginx = findTool("nginx");
+  let wrk = findTool("wrk");
+  const missing = [!nginx && "nginx", !wrk && "wrk"].filter(Boolean) as string[];
+  if (missing.length && install) {
+    const apt = findTool("apt-get");
+    if (!apt) notes.push(`${missing.join(" and ")} not found and there is no apt-get here: install them yourself`);
+    else if (process.getuid?.() !== 0) notes.push(`${missing.join(" and ")} not found; install them with: sudo apt-get install -y nginx-light wrk`);
+    else {
+      log(`installing ${missing.join(" and ")} from Debian's packages (apt-get)...`);
+      await run([apt, "update"]);
+      // nginx-light is the small build (Debian 12 and older); newer releases only have nginx.
+      const wanted = missing.map((m) => (m === "nginx" ? "nginx-light" : m));
+      let res = await run([apt, "install", "-y", "--no-install-recommends", ...wanted]);
+      if (res.code !== 0 && missing.includes("nginx")) {
+        res = await run([apt, "install", "-y", "--no-install-recommends", ...missing]);
+      }
+      if (res.code !== 0) notes.push(`apt-get install ${missing.join(" ")} failed: ${res.out.trim().split("\n").at(-1)}`);
+      nginx = findTool("nginx");
+      wrk = findTool("wrk");
+      if (nginx && missing.includes("nginx")) notes.push(`installed nginx (${nginx}) with apt-get`);
+      if (wrk && missing.includes("wrk")) notes.push(`installed wrk (${wrk}) with apt-get`);
+    }
+  } else if (missing.length) notes.push(`${missing.join(" and ")} not found (--no-install given)`);
+  if (!nginx) notes.push("no nginx: the nginx column stays empty and the targets relative to nginx are not judged");
+  if (!wrk) notes.push("no wrk: the small JSON throughput scenarios are skipped");
+  return { nginx, wrk, notes };
+}
+
+/** Version strings of the programs in the comparison. */
+export async function versions(tools: Tools): Promise<Record<string, string>> {
+  const out: Record<string, string> = { bun: Bun.version };
+  if (tools.nginx) out.nginx = (await run([tools.nginx, "-v"])).out.trim().replace(/^nginx version: nginx\//, "");
+  // "wrk debian/4.1.0-3+b2 [epoll] Copyright (C) 2012 Will Glozer"
+  if (tools.wrk) out.wrk = (await run([tools.wrk, "-v"])).out.split("\n")[0]!.replace(/^wrk\s+/, "").replace(/\s+Copyright.*$/, "").trim();
+  const git = await run(["git", "-C", new URL("../..", import.meta.url).pathname, "rev-parse", "--short", "HEAD"]).catch(() => ({ code: 1, out: "" }));
+  if (git.code === 0) out.memproxy_commit = git.out.trim();
+  return out;
+}
+
+/** What the machine is: a result is only comparable with one from the same machine. */
+export function machine(): Record<string, string | number> {
+  const cpuinfo = (() => {
+    try {
+      return readFileSync("/proc/cpuinfo", "utf8");
+    } catch {
+      return "";
+    }
+  })();
+  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? "unknown";
+  const kernel = (() => {
+    try {
+      return readFileSync("/proc/sys/kernel/osrelease", "utf8").trim();
+    } catch {
+      return process.platform;
+    }
+  })();
+  return {
+    nproc: navigator.hardwareConcurrency,
+    cpu: model,
+    memory_gib: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    kernel,
+    arch: process.arch,
+  };
+}
