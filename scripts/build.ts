@@ -15,6 +15,9 @@ const cmd = [
   process.execPath,
   "build",
   "--compile",
+  // Precompiled bytecode: the program loads in about half the time (npm run bench: start-up).
+  "--bytecode",
+  "--format=esm",
   // A service's working directory must not change the binary's behaviour.
   "--no-compile-autoload-dotenv",
   "--no-compile-autoload-bunfig",

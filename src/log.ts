@@ -1,4 +1,5 @@
 // Logging: one JSON object per line (for services and log collectors) or readable text (for a terminal).
+import { fstatSync, writeSync } from "node:fs";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFormat = "json" | "text";
@@ -29,8 +30,8 @@ export interface LoggerOptions {
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? "info";
-  const format = options.format ?? (process.stdout.isTTY ? "text" : "json");
-  const write = options.write ?? ((line: string) => process.stdout.write(line));
+  const format = options.format ?? (stdoutIsTerminal() ? "text" : "json");
+  const write = options.write ?? writeStdout;
   const min = RANK[level];
   const emit = (lvl: LogLevel, msg: string, fields?: LogFields) => {
     if (RANK[lvl] < min) return;
@@ -62,5 +63,38 @@ function textLine(level: LogLevel, msg: string, fields?: LogFields): string {
   return line + "\n";
 }
 
+// process.stdout is a Node stream whose first use costs about 15 ms of start-up (and memproxy's
+// first proxied answer waits for its first log line): stdout's descriptor is written directly,
+// synchronously, so no line is lost at exit. A non-blocking descriptor that is full, or takes only
+// part of a line, hands the rest (and all later lines) to process.stdout, which queues them.
+const encoder = new TextEncoder();
+let viaStream = false;
+function writeStdout(line: string): void {
+  if (viaStream) return void process.stdout.write(line);
+  const bytes = encoder.encode(line);
+  let written = 0;
+  try {
+    written = writeSync(1, bytes);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EPIPE") return; // nobody reads stdout any more
+    if (code !== "EAGAIN") throw err;
+  }
+  if (written < bytes.length) {
+    viaStream = true;
+    process.stdout.write(bytes.subarray(written));
+  }
+}
+
+// A terminal is a character device (so is /dev/null, where the format does not matter); node:tty's
+// isatty would cost as much start-up as process.stdout.
+function stdoutIsTerminal(): boolean {
+  try {
+    return fstatSync(1).isCharacterDevice();
+  } catch {
+    return false;
+  }
+}
+
 /** A logger that writes nothing (for tests and library use). */
-export const silentLogger: Logger = createLogger({ level: "error", write: () => {} });
+export const silentLogger: Logger = createLogger({ level: "error", format: "json", write: () => {} });

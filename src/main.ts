@@ -1,5 +1,4 @@
 // memproxy's entry point: `bun src/main.ts` in development, the compiled binary in production.
-import { main } from "./cli.ts";
 
 // Long SSE streams hold their backend request for minutes, and fetch() allows only 256 at once by
 // default (the rest queue). Bun reads the limit from the environment at process start only, so
@@ -11,4 +10,6 @@ if (!process.env[FETCH_LIMIT] && typeof process.execve === "function") {
   process.execve(process.execPath, [process.execPath, ...args], { ...process.env, [FETCH_LIMIT]: "65535" });
 }
 
+// Loaded only now: before a re-exec, loading the whole program would be paid twice.
+const { main } = await import("./cli.ts");
 process.exit(await main(process.argv.slice(2)));
