@@ -28,7 +28,9 @@ const enc = new TextEncoder();
 const backend = Bun.serve({
   hostname: "127.0.0.1",
   port: 0,
-  idleTimeout: 0,
+  // Like LiteLLM's uvicorn (keep-alive 5 s), the backend closes idle connections: memproxy's pooled
+  // connections to it then go away, and what stays open after the load is memproxy's own doing.
+  idleTimeout: 5,
   async fetch(req) {
     const body = await req.text();
     if (body.includes('"stream":true')) {

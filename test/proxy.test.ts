@@ -69,6 +69,16 @@ describe("forwarding", () => {
     expect(got.headers.get("x-custom")).toBe("kept");
   });
 
+  test("the injected header's name is configurable; a client's copy of it is still removed", async () => {
+    await using b = startBackend();
+    await using p = startProxy(CONFIG(b.url).replace("  forward:\n", "  forward:\n    user_id_header: x-my-memory\n"));
+    await fetch(p.url + "/v1/chat/completions", { method: "POST", body: "{}", headers: { "user-agent": "claude-cli/2", "x-my-memory": "stolen" } });
+    const got = b.received[0]!;
+    expect(got.headers.get("x-my-memory")).toBe("claude-cli");
+    expect(got.headers.get("x-litellm-end-user-id")).toBe("claude-cli");
+    expect(got.headers.has("x-sm-user-id")).toBe(false);
+  });
+
   test("a client's own x-sm-user-id, in any letter case, never reaches the backend", async () => {
     const arrived = backend.nextRequest();
     // fetch() would normalise header names: write the request by hand.
@@ -141,16 +151,20 @@ describe("forwarding", () => {
   });
 
   test("the backend's own errors pass through unchanged, and redirects are not followed", async () => {
-    await using b = startBackend((req) =>
-      new URL(req.url).pathname === "/redirect"
-        ? new Response(null, { status: 307, headers: { location: "/elsewhere" } })
-        : new Response('{"error":{"message":"no such model"}}', { status: 404, statusText: "Not Found", headers: { "content-type": "application/json", "x-litellm": "1" } }),
-    );
+    await using b = startBackend((req) => {
+      const path = new URL(req.url).pathname;
+      if (path === "/redirect") return new Response(null, { status: 307, headers: { location: "/elsewhere" } });
+      if (path === "/boom") return new Response('{"error":{"message":"provider exploded","code":"x"}}', { status: 500, headers: { "content-type": "application/json" } });
+      return new Response('{"error":{"message":"no such model"}}', { status: 404, statusText: "Not Found", headers: { "content-type": "application/json", "x-litellm": "1" } });
+    });
     await using p = startProxy(CONFIG(b.url));
     const res = await fetch(p.url + "/v1/chat/completions", { method: "POST", body: "{}" });
     expect(res.status).toBe(404);
     expect(res.headers.get("x-litellm")).toBe("1");
     expect(await res.text()).toBe('{"error":{"message":"no such model"}}');
+    const boom = await fetch(p.url + "/boom", { method: "POST", body: "{}" });
+    expect(boom.status).toBe(500);
+    expect(await boom.text()).toBe('{"error":{"message":"provider exploded","code":"x"}}');
     const redirect = await fetch(p.url + "/redirect", { redirect: "manual" });
     expect(redirect.status).toBe(307);
     expect(redirect.headers.get("location")).toBe("/elsewhere");

@@ -194,6 +194,16 @@ describe("memproxy --spawn-litellm (compiled, stand-in LiteLLM)", () => {
     expect(alive(childPid)).toBe(false);
   });
 
+  test("exit 1 when LiteLLM had to be killed at shutdown (not a clean stop)", async () => {
+    const cfg = config(`    port: ${freePort()}\n    stop_timeout: 300ms\n    env: {FAKE_MODE: ignore-sigterm}\n`);
+    await using mp = spawnMemproxy([bin, "--config", cfg, "--spawn-litellm"]);
+    await mp.listening();
+    await mp.waitForLine("LiteLLM is ready");
+    mp.proc.kill("SIGTERM");
+    expect(await mp.exited).toBe(1);
+    expect(mp.lines.join("\n")).toContain("LiteLLM had to be killed");
+  });
+
   test("a LiteLLM port already in use is a clear error at start", async () => {
     const busy = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     try {
