@@ -63,15 +63,36 @@ function textLine(level: LogLevel, msg: string, fields?: LogFields): string {
   return line + "\n";
 }
 
+// Lines are gathered and written once per turn of the event loop (or every 64 KiB): one write
+// system call for all the requests that ended together, not one each (about a fifth of memproxy's CPU
+// per small request under load). They are flushed at exit too.
+//
 // process.stdout is a Node stream whose first use costs about 15 ms of start-up (and memproxy's
 // first proxied answer waits for its first log line): stdout's descriptor is written directly,
-// synchronously, so no line is lost at exit. A non-blocking descriptor that is full, or takes only
-// part of a line, hands the rest (and all later lines) to process.stdout, which queues them.
+// synchronously. A non-blocking descriptor that is full, or takes only part of the text, hands the
+// rest (and all later lines) to process.stdout, which queues them.
 const encoder = new TextEncoder();
 let viaStream = false;
+let pending = "";
+let flushScheduled = false;
+
 function writeStdout(line: string): void {
-  if (viaStream) return void process.stdout.write(line);
-  const bytes = encoder.encode(line);
+  pending += line;
+  if (pending.length >= 65536) flushStdout();
+  else if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flushStdout);
+  }
+}
+process.on("exit", () => flushStdout());
+
+function flushStdout(): void {
+  flushScheduled = false;
+  const text = pending;
+  pending = "";
+  if (!text) return;
+  if (viaStream) return void process.stdout.write(text);
+  const bytes = encoder.encode(text);
   let written = 0;
   try {
     written = writeSync(1, bytes);
