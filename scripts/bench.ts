@@ -210,7 +210,9 @@ async function bench(): Promise<void> {
   if (opts.scenarios.includes("sse")) {
     const { streams, events, intervalMs } = opts.sse;
     log(`streaming: ${streams} concurrent SSE streams of ${events} events, ${intervalMs} ms apart, ${opts.rounds} round(s)`);
-    for (const p of paths) await sseRun(urls[p]!, 10, 20, intervalMs, pidsOf[p]);
+    // Warm-up at the same concurrency (a quarter of the events), so that no path is measured while its
+    // runtime still compiles the stream code.
+    for (const p of paths) await sseRun(urls[p]!, streams, Math.ceil(events / 4), intervalMs, pidsOf[p]);
     const rounds: Round<SseMetrics>[] = [];
     for (let r = 0; r < opts.rounds; r++) {
       const round: Round<SseMetrics> = {};

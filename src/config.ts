@@ -110,6 +110,13 @@ const Forward = v.strictObject({
   stream_idle_timeout: v.optional(Duration, 900),
   /** Timeout of the backend liveness check behind GET /health. */
   health_timeout: v.optional(Duration, 2),
+  /**
+   * Backend calls awaiting their answer at once on kept-alive connections (Bun's fetch keeps at most 64);
+   * a call beyond them waits up to keepalive_wait for one to end. 0: no limit.
+   */
+  keepalive_limit: v.optional(Int(0, 64), 64),
+  /** Longest such wait; then the call goes anyway, on a new connection. 0: never wait. */
+  keepalive_wait: v.optional(v.pipe(Duration, v.maxValue(1000, "must be at most 1s: an LLM call beyond the limit is never held longer")), "20ms"),
 });
 
 const SIZE = /^(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?$/i;

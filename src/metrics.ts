@@ -143,6 +143,11 @@ export class Metrics {
   readonly configReloadFailures = new Counter();
   /** Requests still in flight when the shutdown's drain timeout ended them. */
   readonly shutdownCut = new Counter();
+  /** Backend calls that waited for a kept-alive connection: those that got one, and those that went on without. */
+  readonly keepaliveWaits = new Counter();
+  readonly keepaliveWaitTimeouts = new Counter();
+  /** Backend calls waiting for a kept-alive connection right now. */
+  readonly keepaliveWaiting = new Gauge();
   readonly backendErrors = new Float64Array(BACKEND_ERROR_KINDS.length);
   readonly duration = new RouteHistogram();
   readonly ttfb = new RouteHistogram();
@@ -267,6 +272,15 @@ export class Metrics {
     out.push(`memproxy_config_reloads_total{result="rejected"} ${this.configReloadFailures.value}`);
     head("memproxy_shutdown_cut_requests_total", "counter", "Requests still in flight when the shutdown drain timeout ended them.");
     out.push(`memproxy_shutdown_cut_requests_total ${this.shutdownCut.value}`);
+    head(
+      "memproxy_backend_keepalive_waits_total",
+      "counter",
+      "Backend calls that waited for a kept-alive connection (memproxy.forward.keepalive_limit), by outcome: got one, or went on a new connection after keepalive_wait.",
+    );
+    out.push(`memproxy_backend_keepalive_waits_total{outcome="connection"} ${this.keepaliveWaits.value}`);
+    out.push(`memproxy_backend_keepalive_waits_total{outcome="timeout"} ${this.keepaliveWaitTimeouts.value}`);
+    head("memproxy_backend_keepalive_waiting", "gauge", "Backend calls waiting for a kept-alive connection right now.");
+    out.push(`memproxy_backend_keepalive_waiting ${this.keepaliveWaiting.value}`);
     return out.join("\n") + "\n";
   }
 

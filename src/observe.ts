@@ -122,6 +122,7 @@ export class Exchange implements ForwardObserver {
   private outcome: BodyOutcome | "crashed" | undefined;
   private clientGone = false;
   private backendError: BackendErrorKind | undefined;
+  private keepaliveWaitMs: number | undefined;
   private error: string | undefined;
   private done = false;
   private readonly completeHooks: (() => void)[] = [];
@@ -143,6 +144,20 @@ export class Exchange implements ForwardObserver {
   routed(decision: RoutingDecision): void {
     if (!this.decision) this.obs.metrics?.requestsInFlight.inc();
     this.decision = decision;
+  }
+
+  /** The backend call has to wait for a kept-alive connection (memproxy.forward.keepalive_limit). */
+  keepaliveWaitStarted(): void {
+    this.obs.metrics?.keepaliveWaiting.inc();
+  }
+
+  /** The wait is over: it got a kept-alive connection, or it goes on a new one. */
+  keepaliveWaitEnded(ms: number, gotConnection: boolean): void {
+    this.keepaliveWaitMs = ms;
+    const m = this.obs.metrics;
+    if (!m) return;
+    m.keepaliveWaiting.dec();
+    (gotConnection ? m.keepaliveWaits : m.keepaliveWaitTimeouts).inc();
   }
 
   /** A backend call failed before its response head (counted per attempt: a retry may follow). */
@@ -309,6 +324,7 @@ export class Exchange implements ForwardObserver {
       client_disconnected: this.clientGone,
       input_tokens: usage?.inputTokens,
       output_tokens: usage?.outputTokens,
+      keepalive_wait_ms: this.keepaliveWaitMs === undefined ? undefined : ms(this.keepaliveWaitMs),
       backend_error: this.backendError,
       error: this.error,
     };

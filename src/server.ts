@@ -2,6 +2,7 @@
 import type { Server } from "bun";
 import { compileAccess, isLoopback, type AccessCheck } from "./access.ts";
 import { BackendPool, type Backend } from "./backends.ts";
+import { CallGate } from "./call-gate.ts";
 import type { Config } from "./config.ts";
 import { errorResponse, ProxyError } from "./errors.ts";
 import { redactedHeaders } from "./headers.ts";
@@ -58,6 +59,8 @@ interface State {
   readonly router: Router;
   readonly access: AccessCheck;
   readonly pool: BackendPool;
+  /** Keeps backend calls on fetch's kept-alive connections. */
+  readonly gate: CallGate;
   readonly userIdHeaders: readonly string[];
 }
 
@@ -170,44 +173,58 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
     const keep = (pool.size > 1 && length <= c.backendPool.retry_body_size) || ex.wantsBody();
     if (keep && !NO_BODY.has(req.method)) body = await req.arrayBuffer();
     const stream = body === undefined && req.body !== null && !NO_BODY.has(req.method);
+    // One slot for all attempts, held until the answer (a stream's head, or a small body whole) is in.
+    const entered = s.gate.enter();
+    let release;
+    if (typeof entered === "function") release = entered;
+    else {
+      ex.keepaliveWaitStarted();
+      const admission = await entered;
+      release = admission.release;
+      ex.keepaliveWaitEnded(admission.waitedMs, admission.gotSlot);
+    }
     const tried = new Set<Backend>();
-    for (;;) {
-      const backend = pool.pick(tried)!;
-      tried.add(backend);
-      backend.inFlight++;
-      let answered = false;
-      try {
-        const res = await forward(req, url, {
-          backend: backend.url,
-          body: stream ? undefined : body,
-          userIdHeaders: s.userIdHeaders,
-          userId,
-          firstByteTimeoutMs: c.forward.first_byte_timeout,
-          streamIdleTimeoutMs: c.forward.stream_idle_timeout,
-          maxBodyBytes: length >= 0 ? undefined : c.limits.max_body_size,
-          requestId: ex.id,
-          observer: ex,
-        });
-        pool.markUp(backend);
-        // The request stays in flight on this backend until its body (a stream, perhaps) has ended.
-        answered = true;
-        ex.onComplete(() => backend.inFlight--);
-        return res;
-      } catch (err) {
-        if (!(err instanceof ProxyError)) throw err;
-        ex.backendFailed(err);
-        if (err instanceof BackendFailure && (err.kind === "connect" || err.kind === "timeout")) {
-          pool.markDown(backend, err.message);
-          const next = err.kind === "connect" && !stream ? pool.pick(tried) : undefined;
-          if (next) {
-            logger.warn("backend refused the connection; retrying on another", { request_id: ex.id, backend: backend.url, next: next.url, path: url.pathname });
-            continue;
+    try {
+      for (;;) {
+        const backend = pool.pick(tried)!;
+        tried.add(backend);
+        backend.inFlight++;
+        let answered = false;
+        try {
+          const res = await forward(req, url, {
+            backend: backend.url,
+            body: stream ? undefined : body,
+            userIdHeaders: s.userIdHeaders,
+            userId,
+            firstByteTimeoutMs: c.forward.first_byte_timeout,
+            streamIdleTimeoutMs: c.forward.stream_idle_timeout,
+            maxBodyBytes: length >= 0 ? undefined : c.limits.max_body_size,
+            requestId: ex.id,
+            observer: ex,
+          });
+          pool.markUp(backend);
+          // The request stays in flight on this backend until its body (a stream, perhaps) has ended.
+          answered = true;
+          ex.onComplete(() => backend.inFlight--);
+          return res;
+        } catch (err) {
+          if (!(err instanceof ProxyError)) throw err;
+          ex.backendFailed(err);
+          if (err instanceof BackendFailure && (err.kind === "connect" || err.kind === "timeout")) {
+            pool.markDown(backend, err.message);
+            const next = err.kind === "connect" && !stream ? pool.pick(tried) : undefined;
+            if (next) {
+              logger.warn("backend refused the connection; retrying on another", { request_id: ex.id, backend: backend.url, next: next.url, path: url.pathname });
+              continue;
+            }
           }
+          return errorResponse(err);
+        } finally {
+          if (!answered) backend.inFlight--;
         }
-        return errorResponse(err);
-      } finally {
-        if (!answered) backend.inFlight--;
       }
+    } finally {
+      release();
     }
   }
 
@@ -299,11 +316,14 @@ function buildState(config: Config, logger: Logger, previous?: State): State {
           onChange: (b, up, reason) =>
             up ? logger.info("backend is up again", { backend: b.url }) : logger.warn("backend marked down", { backend: b.url, reason }),
         });
+  const { keepalive_limit: limit, keepalive_wait: wait } = config.forward;
+  const gate = previous && previous.gate.limit === limit && previous.gate.waitMs === wait ? previous.gate : new CallGate(limit, wait);
   return {
     config,
     router: compileRouter(config.routing, config.access),
     access: compileAccess(config.access.keys),
     pool,
+    gate,
     userIdHeaders: [config.forward.user_id_header, ...config.forward.also_send_user_id_as],
   };
 }

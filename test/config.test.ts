@@ -54,6 +54,8 @@ litellm_backend_url: "http://localhost:8765"
     expect(c.backends).toEqual(["http://127.0.0.1:8765"]);
     expect(c.forward.user_id_header).toBe("x-sm-user-id");
     expect(c.forward.first_byte_timeout).toBe(600_000);
+    expect(c.forward.keepalive_limit).toBe(64);
+    expect(c.forward.keepalive_wait).toBe(20);
   });
 });
 
@@ -80,7 +82,7 @@ user_id_mappings:
 litellm_backend_url: "ftp://nope"
 memproxy:
   listen: {port: 70000}
-  forward: {first_byte_timeout: "soon"}
+  forward: {first_byte_timeout: "soon", keepalive_limit: 65, keepalive_wait: 2s}
   typo_section: {}
 `);
     expect(p).toEqual([
@@ -90,6 +92,8 @@ memproxy:
       expect.stringMatching(/^config\.yaml: litellm_backend_url: expected a URL/),
       expect.stringMatching(/^config\.yaml: memproxy\.listen\.port: must be at most 65535/),
       expect.stringMatching(/^config\.yaml: memproxy\.forward\.first_byte_timeout: expected a duration/),
+      expect.stringMatching(/^config\.yaml: memproxy\.forward\.keepalive_limit: must be at most 64, got 65/),
+      expect.stringMatching(/^config\.yaml: memproxy\.forward\.keepalive_wait: must be at most 1s/),
       expect.stringMatching(/^config\.yaml: memproxy\.typo_section: unknown setting "typo_section"/),
     ]);
   });

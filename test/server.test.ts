@@ -1,6 +1,9 @@
 import { describe, expect, test } from "bun:test";
-import { echo, manualStream, readJson, startBackend } from "./support/backend.ts";
-import { startProxy } from "./support/memproxy.ts";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { echo, manualStream, readJson, startBackend, textReader } from "./support/backend.ts";
+import { compiledBinary, spawnMemproxy, startProxy } from "./support/memproxy.ts";
 import { rawExchange } from "./support/raw-http.ts";
 import { VERSION } from "../src/version.ts";
 
@@ -242,5 +245,111 @@ describe("stop", () => {
     expect(await p.stop(200)).toEqual({ cut: 1 });
     expect(p.metrics!.shutdownCut.value).toBe(1);
     expect(await res.text().catch((e) => e)).toBeDefined();
+  });
+});
+
+describe("kept-alive backend connections (memproxy.forward.keepalive_limit)", () => {
+  const gated = (backend: string, limit: number, wait = "1s") =>
+    `litellm_backend_url: ${backend}\nmemproxy:\n  forward: {keepalive_limit: ${limit}, keepalive_wait: ${wait}}\n`;
+  const metric = async (url: string, name: string) => {
+    const text = await (await fetch(url + "/metrics")).text();
+    return Number(new RegExp(`^${name.replace(/[{}"]/g, "\\$&")} (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
+  };
+  const until = async (check: () => Promise<boolean>) => {
+    while (!(await check())) await Bun.sleep(5);
+  };
+
+  test("beyond the limit a call waits for a running one to end, then takes its place; the wait is counted", async () => {
+    const holds: (() => void)[] = [];
+    await using b = startBackend(async (_req, r) => {
+      await new Promise<void>((resolve) => holds.push(resolve));
+      return echo(_req, r);
+    });
+    await using p = startProxy(gated(b.url, 2));
+    const calls = [0, 1, 2].map((i) => fetch(p.url + "/v1/chat/completions", { method: "POST", headers: { "x-memory-user-id": `u${i}` }, body: "{}" }));
+    await b.waitFor(2);
+    await until(async () => (await metric(p.url, "memproxy_backend_keepalive_waiting")) === 1);
+    expect(b.received).toHaveLength(2);
+    holds[0]!();
+    await b.waitFor(3);
+    for (const h of holds.slice(1)) h();
+    const answers = await Promise.all(calls);
+    expect(answers.map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(new Set(b.received.map((r) => r.headers.get("x-sm-user-id")))).toEqual(new Set(["u0", "u1", "u2"]));
+    expect(await metric(p.url, 'memproxy_backend_keepalive_waits_total{outcome="connection"}')).toBe(1);
+    expect(await metric(p.url, 'memproxy_backend_keepalive_waits_total{outcome="timeout"}')).toBe(0);
+    expect(await metric(p.url, "memproxy_backend_keepalive_waiting")).toBe(0);
+  });
+
+  test("a call goes on its own connection once keepalive_wait is over: nothing waits for a long LLM call", async () => {
+    const held = Promise.withResolvers<void>();
+    await using b = startBackend(async (req, r) => {
+      if (r.headers.get("x-sm-user-id") === "slow") await held.promise;
+      return echo(req, r);
+    });
+    await using p = startProxy(gated(b.url, 1, "50ms"));
+    const slow = fetch(p.url + "/v1/chat/completions", { method: "POST", headers: { "x-memory-user-id": "slow" }, body: "{}" });
+    await b.waitFor(1);
+    const quick = await fetch(p.url + "/v1/chat/completions", { method: "POST", headers: { "x-memory-user-id": "quick" }, body: "{}" });
+    expect(quick.status).toBe(200);
+    expect(await metric(p.url, 'memproxy_backend_keepalive_waits_total{outcome="timeout"}')).toBe(1);
+    held.resolve();
+    expect((await slow).status).toBe(200);
+  });
+
+  test("a stream frees its slot at its head: calls never wait behind an open stream", async () => {
+    const stream = manualStream();
+    await using b = startBackend((req, r) =>
+      r.headers.get("x-sm-user-id") === "streamer" ? new Response(stream.body, { headers: { "content-type": "text/event-stream" } }) : echo(req, r),
+    );
+    await using p = startProxy(gated(b.url, 1));
+    const pending = fetch(p.url + "/v1/chat/completions", { method: "POST", headers: { "x-memory-user-id": "streamer" }, body: "{}" });
+    await b.waitFor(1);
+    stream.send("data: 1\n\n"); // Bun sends a response head with its first chunk
+    const reader = textReader(await pending);
+    await reader.until("data: 1");
+    const other = await fetch(p.url + "/v1/chat/completions", { method: "POST", headers: { "x-memory-user-id": "other" }, body: "{}" });
+    expect(other.status).toBe(200);
+    expect(await metric(p.url, 'memproxy_backend_keepalive_waits_total{outcome="connection"}')).toBe(0);
+    expect(await metric(p.url, 'memproxy_backend_keepalive_waits_total{outcome="timeout"}')).toBe(0);
+    stream.send("data: 2\n\n");
+    stream.close();
+    expect(await reader.rest()).toBe("data: 2\n\n");
+  });
+
+  test("the binary: 300 calls at once share at most 64 backend connections, where without the limit they open hundreds", async () => {
+    const bin = await compiledBinary();
+    const dir = mkdtempSync(join(tmpdir(), "memproxy-keepalive-"));
+    // A backend a little slow to answer (like any real one), so that the calls overlap; it notes
+    // each connection by its client port.
+    const connections = new Set<number>();
+    using backend = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      idleTimeout: 0,
+      async fetch(req, server) {
+        connections.add(server.requestIP(req)!.port);
+        await req.arrayBuffer();
+        await Bun.sleep(2);
+        return Response.json({ ok: true });
+      },
+    });
+    const run = async (limit: number) => {
+      connections.clear();
+      const cfg = join(dir, `limit-${limit}.yaml`);
+      writeFileSync(cfg, gated(`http://127.0.0.1:${backend.port}`, limit, "1s") + "  listen: {port: 0}\n");
+      await using mp = spawnMemproxy([bin, "--config", cfg]);
+      const url = await mp.listening();
+      for (let wave = 0; wave < 3; wave++) {
+        const answers = await Promise.all(
+          Array.from({ length: 300 }, () => fetch(url + "/v1/chat/completions", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })),
+        );
+        expect(answers.every((r) => r.status === 200)).toBe(true);
+        await Promise.all(answers.map((r) => r.arrayBuffer()));
+      }
+      return connections.size;
+    };
+    expect(await run(64)).toBeLessThanOrEqual(64);
+    expect(await run(0)).toBeGreaterThan(150);
   });
 });
