@@ -81,6 +81,9 @@ class UsageState {
   }
 }
 
+/** For one-shot decoding (no state kept between calls): one for all, not a native object per response. */
+const utf8 = new TextDecoder();
+
 /** A JSON body: small ones are kept (as the chunks themselves, no copy) and parsed at the end. */
 class JsonUsage implements UsageParser {
   private chunks: Uint8Array[] = [];
@@ -102,9 +105,9 @@ class JsonUsage implements UsageParser {
   end(): Usage | undefined {
     const state = new UsageState();
     if (this.tail === undefined) {
-      state.take(parseJson(new TextDecoder().decode(concat(this.chunks))));
+      state.take(parseJson(utf8.decode(concat(this.chunks))));
     } else {
-      state.take({ usage: usageFromTail(new TextDecoder().decode(this.tail)) });
+      state.take({ usage: usageFromTail(utf8.decode(this.tail)) });
     }
     this.chunks = [];
     this.tail = undefined;
