@@ -1,13 +1,23 @@
 // memproxy's entry point: `bun src/main.ts` in development, the compiled binary in production.
 
-// Long SSE streams hold their backend request for minutes, and fetch() allows only 256 at once by
-// default (the rest queue). Bun reads the limit from the environment at process start only, so
-// re-execute this same process (same PID, for service managers) with it raised.
+// Two limits of Bun's are read from the environment at process start only, so this same process
+// re-executes itself (same PID, for service managers) with them set:
+// - fetch() allows only 256 requests at once by default (the rest queue), and long SSE streams hold
+//   theirs for minutes;
+// - Bun.serve refuses request headers over 16 KiB with a bare 431 before memproxy sees them: raised
+//   above the largest memproxy.limits.max_header_size, so that memproxy's own limit answers, in the
+//   OpenAI error shape.
 const FETCH_LIMIT = "BUN_CONFIG_MAX_HTTP_REQUESTS";
-if (!process.env[FETCH_LIMIT] && typeof process.execve === "function") {
+const HEADER_LIMIT = "--max-http-header-size";
+const options = process.env.BUN_OPTIONS ?? "";
+if ((!process.env[FETCH_LIMIT] || !options.includes(HEADER_LIMIT)) && typeof process.execve === "function") {
   const compiled = import.meta.path.startsWith("/$bunfs/") || import.meta.path.startsWith("B:/~BUN/");
   const args = compiled ? process.argv.slice(2) : process.argv.slice(1);
-  process.execve(process.execPath, [process.execPath, ...args], { ...process.env, [FETCH_LIMIT]: "65535" });
+  process.execve(process.execPath, [process.execPath, ...args], {
+    ...process.env,
+    [FETCH_LIMIT]: process.env[FETCH_LIMIT] || "65535",
+    BUN_OPTIONS: options.includes(HEADER_LIMIT) ? options : `${options} ${HEADER_LIMIT}=${512 * 1024}`.trim(),
+  });
 }
 
 // Loaded only now: before a re-exec, loading the whole program would be paid twice.

@@ -81,6 +81,24 @@ describe("memproxy (compiled)", () => {
     expect(bad.stderr).toContain("x-memory-user-id");
   });
 
+  test("headers over Bun's own 16 KiB limit reach memproxy: its limit answers, in the OpenAI shape", async () => {
+    await using backend = startBackend();
+    const cfg = file("headers.yaml", `litellm_backend_url: ${backend.url}\nmemproxy:\n  listen: {port: 0}\n  limits: {max_header_size: 24KiB}\n`);
+    await using mp = spawnMemproxy([bin, "--config", cfg], { cwd: dir });
+    const url = await mp.listening();
+    // 20 KB is under memproxy's limit: not refused by memproxy (the test backend, a Bun.serve with the default limit, refuses it itself).
+    const under = await fetch(url + "/v1/chat/completions", { method: "POST", body: "{}", headers: { "x-big": "y".repeat(20_000) } });
+    expect(under.headers.get("x-request-id")).not.toBeNull();
+    for (const size of [30_000, 300_000]) {
+      const over = await fetch(url + "/v1/chat/completions", { method: "POST", body: "{}", headers: { "x-big": "y".repeat(size) } });
+      expect(over.status).toBe(431);
+      const body = (await over.json()) as { error: { message: string; code: string } };
+      expect(body.error.code).toBe("request_too_large");
+      expect(body.error.message).toContain("memproxy.limits.max_header_size");
+    }
+    expect(backend.received).toHaveLength(0);
+  });
+
   test("runs on the embedded default config, forwards with the injected id, and stops on SIGTERM", async () => {
     await using backend = startBackend();
     await using mp = spawnMemproxy([bin, "--port", "0", "--backend", backend.url], { cwd: dir });
