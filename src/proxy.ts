@@ -43,6 +43,8 @@ export interface ForwardObserver {
 }
 
 const NO_BODY = new Set(["GET", "HEAD"]);
+/** How long a backend call runs before memproxy watches for its client leaving (ms). */
+export const CLIENT_WATCH_MS = 100;
 
 /** Raised into the upstream fetch when the client goes away, so the backend call is cancelled. */
 export class ClientGone extends Error {
@@ -101,12 +103,16 @@ export async function forward(req: Request, url: URL, opts: ForwardOptions): Pro
   const body = NO_BODY.has(req.method) ? undefined : (opts.body ?? limitBody(req.body, opts.maxBodyBytes, upstream) ?? undefined);
   if (body && observer) observer.requestBody(body);
   const onClientAbort = () => upstream.abort(new ClientGone("client disconnected"));
-  if (req.signal.aborted) onClientAbort();
-  else req.signal.addEventListener("abort", onClientAbort, { once: true });
-  const firstByteTimer = setTimeout(
-    () => upstream.abort(new FirstByteTimeout()),
-    opts.firstByteTimeoutMs,
-  );
+  // Watching the client has a price (Bun makes a request's AbortSignal on its first use), not worth it
+  // for a quick answer. A backend that takes longer than CLIENT_WATCH_MS gets the client watched (one
+  // that left before is seen at once), so that an abandoned LLM call is cancelled.
+  let watching = false;
+  let firstByteTimer = setTimeout(() => {
+    watching = true;
+    if (req.signal.aborted) return onClientAbort();
+    req.signal.addEventListener("abort", onClientAbort, { once: true });
+    firstByteTimer = setTimeout(() => upstream.abort(new FirstByteTimeout()), opts.firstByteTimeoutMs - CLIENT_WATCH_MS);
+  }, Math.min(CLIENT_WATCH_MS, opts.firstByteTimeoutMs));
 
   let res: Response;
   let small: ArrayBuffer | undefined;
@@ -126,7 +132,7 @@ export async function forward(req: Request, url: URL, opts: ForwardOptions): Pro
     // client could use. It is still covered by the first-byte timeout.
     if (res.body && isSmallFixedBody(res.headers)) small = await res.arrayBuffer();
   } catch (err) {
-    req.signal.removeEventListener("abort", onClientAbort);
+    if (watching) req.signal.removeEventListener("abort", onClientAbort);
     throw backendFailure(opts.backend, upstream.signal.reason ?? err, err);
   } finally {
     clearTimeout(firstByteTimer);
