@@ -172,8 +172,16 @@ class SseUsage implements UsageParser {
   /** The previous chunk ended in CR: an LF that starts the next one belongs to the same line end. */
   private afterCR = false;
 
+  /** The decoder holds no part of a character and no line is unfinished: the stream is between events. */
+  private atBoundary = true;
+
   push(chunk: Uint8Array): void {
+    // Most chunks are whole token events that matter to nobody: skipped without making a string.
+    if (this.atBoundary && endsWithBlankLine(chunk) && !includesBytes(chunk, USAGE_KEY) && (this.state.model !== undefined || !includesBytes(chunk, MODEL_KEY))) {
+      return;
+    }
     this.feed(this.decoder.decode(chunk, { stream: true }));
+    this.atBoundary = chunk.length > 0 && chunk[chunk.length - 1]! < 0x80 && this.partial === "" && !this.hasData && !this.afterCR && !this.oversized;
   }
 
   end(): Usage | undefined {
@@ -234,6 +242,28 @@ class SseUsage implements UsageParser {
     this.hasData = false;
     this.oversized = false;
   }
+}
+
+const USAGE_KEY = new TextEncoder().encode('"usage"');
+const MODEL_KEY = new TextEncoder().encode('"model"');
+
+/** True when the bytes end an SSE event: a blank line, LF LF or CR LF CR LF (CR-only streams take the long way). */
+function endsWithBlankLine(b: Uint8Array): boolean {
+  const n = b.length;
+  if (n >= 2 && b[n - 1] === 10 && b[n - 2] === 10) return true;
+  return n >= 4 && b[n - 1] === 10 && b[n - 2] === 13 && b[n - 3] === 10 && b[n - 4] === 13;
+}
+
+/** Whether `needle` occurs in `hay`; a plain scan, allocating nothing. */
+function includesBytes(hay: Uint8Array, needle: Uint8Array): boolean {
+  const first = needle[0]!;
+  const last = hay.length - needle.length;
+  outer: for (let i = 0; i <= last; i++) {
+    if (hay[i] !== first) continue;
+    for (let j = 1; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
+    return true;
+  }
+  return false;
 }
 
 function parseJson(text: string): unknown {

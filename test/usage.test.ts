@@ -12,10 +12,30 @@ function parse(type: string, chunks: Uint8Array[]): Usage | undefined {
   return p.end();
 }
 
-/** Every way to cut `bytes` in two, plus one byte at a time. */
+/** Where each event of an SSE text ends (after its blank line: LF LF, CR LF CR LF or CR CR). */
+function eventEnds(bytes: Uint8Array): number[] {
+  const ends: number[] = [];
+  for (let i = 1; i < bytes.length; i++) {
+    const crlf = i >= 3 && bytes[i] === 10 && bytes[i - 1] === 13 && bytes[i - 2] === 10 && bytes[i - 3] === 13;
+    const lflf = bytes[i] === 10 && bytes[i - 1] === 10;
+    const crcr = bytes[i] === 13 && bytes[i - 1] === 13 && bytes[i + 1] !== 10;
+    if (crlf || lflf || crcr) ends.push(i + 1);
+  }
+  return ends;
+}
+
+/** Every way to cut `bytes` in two, one byte at a time, one event per chunk, and one event per chunk with each cut in half. */
 function* splits(bytes: Uint8Array): Generator<Uint8Array[]> {
   for (let at = 0; at <= bytes.length; at++) yield [bytes.subarray(0, at), bytes.subarray(at)];
   yield Array.from(bytes, (_, i) => bytes.subarray(i, i + 1));
+  const ends = eventEnds(bytes);
+  const starts = [0, ...ends];
+  yield starts.map((from, i) => bytes.subarray(from, ends[i] ?? bytes.length));
+  yield starts.flatMap((from, i) => {
+    const to = ends[i] ?? bytes.length;
+    const mid = from + Math.floor((to - from) / 2);
+    return [bytes.subarray(from, mid), bytes.subarray(mid, to)];
+  });
 }
 
 /** Asserts the same usage for every split of `text`. */
@@ -29,7 +49,7 @@ function expectAtEverySplit(type: string, text: string, want: Usage | undefined)
     }
     n++;
   }
-  expect(n).toBe(bytes.length + 2);
+  expect(n).toBe(bytes.length + 4);
 }
 
 // OpenAI chat completions with stream_options.include_usage: usage null in each chunk, then a final chunk with it.
@@ -85,6 +105,21 @@ describe("SSE usage, at every chunk split", () => {
 
   test("Responses API with bare CR line ends", () => {
     expectAtEverySplit(SSE, sse(RESPONSES, "\r"), { inputTokens: 50, outputTokens: 9, model: "gpt-5" });
+  });
+
+  test("a model named only in a later event is still found, whole events skipped before it", () => {
+    const events = [
+      `data: {"choices":[{"delta":{"content":"a"}}]}`,
+      `data: {"choices":[{"delta":{"content":"b"}}]}`,
+      `data: {"model":"late-model","choices":[]}`,
+      `data: {"usage":{"prompt_tokens":2,"completion_tokens":3}}`,
+    ];
+    expectAtEverySplit(SSE, sse(events), { inputTokens: 2, outputTokens: 3, model: "late-model" });
+  });
+
+  test("after an oversized event, the next events are read again", () => {
+    const chunks = [`data: ${"x".repeat(9 * 1024 * 1024)}`, "\n\n", `data: {"usage":{"prompt_tokens":5,"completion_tokens":6}}\n\n`];
+    expect(parse(SSE, chunks.map((c) => enc.encode(c)))).toEqual({ inputTokens: 5, outputTokens: 6 });
   });
 
   test("a stream without usage reports none", () => {
