@@ -207,7 +207,11 @@ async function bench(): Promise<void> {
       results.json[String(conns)] = rounds;
     }
   }
+  // Each later scenario starts once every process is quiet again: a runtime's garbage collection
+  // after the previous load would otherwise be measured as the next scenario's delay.
+  const allPids = Object.values(pidsOf).flat();
   if (opts.scenarios.includes("sse")) {
+    await quiet(allPids, opts.settleMaxMs);
     const { streams, events, intervalMs } = opts.sse;
     log(`streaming: ${streams} concurrent SSE streams of ${events} events, ${intervalMs} ms apart, ${opts.rounds} round(s)`);
     // Warm-up at the same concurrency (a quarter of the events), so that no path is measured while its
@@ -238,6 +242,7 @@ async function bench(): Promise<void> {
     results.sse = { streams, events, intervalMs, rounds };
   }
   if (opts.scenarios.includes("upload")) {
+    await quiet(allPids, opts.settleMaxMs);
     log(`request body of ${UPLOAD_BYTES / 2 ** 20} MB: ${opts.uploadsPerRound} per path per round, ${opts.rounds} round(s)`);
     const payload = new Uint8Array(UPLOAD_BYTES).map((_, i) => (i * 31) & 0xff);
     for (const p of paths) await upload(urls[p]!, payload);
@@ -439,6 +444,20 @@ async function keepTail(path: string, bytes: number): Promise<void> {
   if (!(await file.exists()) || file.size <= bytes) return;
   const tail = await file.slice(file.size - bytes).text();
   await Bun.write(path, tail.slice(tail.indexOf("\n") + 1));
+}
+
+/** Waits until `pids` used at most one clock tick (10 ms) in each of two 250 ms samples in a row, or `maxMs` passed. */
+async function quiet(pids: number[], maxMs: number): Promise<void> {
+  const t0 = performance.now();
+  let last = cpuMsOf(pids);
+  let calm = 0;
+  while (calm < 2 && performance.now() - t0 < maxMs) {
+    await Bun.sleep(250);
+    const now = cpuMsOf(pids);
+    calm = now - last <= 10 ? calm + 1 : 0;
+    last = now;
+  }
+  log(`processes quiet after ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
 
 /** Samples `read` every 500 ms until four samples in a row lie within 1 MB, or `maxMs` passed. */
