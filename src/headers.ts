@@ -48,11 +48,12 @@ export function backendRequestHeaders(client: Headers, inject: InjectedHeaders):
 }
 
 /**
- * Builds the client response's headers from the backend's. fetch() decoded a compressed body but
- * kept Content-Encoding and Content-Length, which would now describe bytes the client never gets.
+ * Makes the backend response's headers fit for the client, in place (they are the backend
+ * response's own, used once): hop-by-hop dropped, and as fetch() decoded a compressed body but kept
+ * Content-Encoding and Content-Length, which would now describe bytes the client never gets, those too.
  */
 export function clientResponseHeaders(backend: Headers): Headers {
-  const out = new Headers(backend);
+  const out = backend;
   dropHopByHop(out);
   if (out.has("content-encoding")) {
     out.delete("content-encoding");

@@ -48,7 +48,10 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 }
 
 function jsonLine(level: LogLevel, msg: string, fields?: LogFields): string {
-  return JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + "\n";
+  // The fields are serialised as given and appended, rather than copied into a new object first.
+  const head = `{"time":"${new Date().toISOString()}","level":"${level}","msg":${JSON.stringify(msg)}`;
+  const rest = fields ? JSON.stringify(fields) : "{}";
+  return head + (rest === "{}" ? "}\n" : "," + rest.slice(1) + "\n");
 }
 
 function textLine(level: LogLevel, msg: string, fields?: LogFields): string {
