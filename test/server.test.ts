@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { echo, manualStream, readJson, startBackend, textReader } from "./support/backend.ts";
 import { compiledBinary, spawnMemproxy, startProxy } from "./support/memproxy.ts";
+import { Metrics } from "../src/metrics.ts";
 import { rawExchange } from "./support/raw-http.ts";
 import { VERSION } from "../src/version.ts";
 
@@ -255,8 +256,18 @@ describe("kept-alive backend connections (memproxy.forward.keepalive_limit)", ()
     const text = await (await fetch(url + "/metrics")).text();
     return Number(new RegExp(`^${name.replace(/[{}"]/g, "\\$&")} (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
   };
-  const until = async (check: () => Promise<boolean>) => {
-    while (!(await check())) await Bun.sleep(5);
+  /** A metrics registry whose "calls waiting" gauge resolves `reached(n)` once it has counted up to n. */
+  const watchedMetrics = () => {
+    const metrics = new Metrics();
+    const gauge = metrics.keepaliveWaiting;
+    const watchers: { n: number; resolve: () => void }[] = [];
+    const inc = gauge.inc.bind(gauge);
+    gauge.inc = (by) => {
+      inc(by);
+      for (const w of watchers) if (gauge.value >= w.n) w.resolve();
+    };
+    const reached = (n: number) => new Promise<void>((resolve) => watchers.push({ n, resolve }));
+    return { metrics, reached };
   };
 
   test("beyond the limit a call waits for a running one to end, then takes its place; the wait is counted", async () => {
@@ -265,10 +276,13 @@ describe("kept-alive backend connections (memproxy.forward.keepalive_limit)", ()
       await new Promise<void>((resolve) => holds.push(resolve));
       return echo(_req, r);
     });
-    await using p = startProxy(gated(b.url, 2));
+    const { metrics, reached } = watchedMetrics();
+    const queued = reached(1);
+    await using p = startProxy(gated(b.url, 2), process.env, { metrics });
     const calls = [0, 1, 2].map((i) => fetch(p.url + "/v1/chat/completions", { method: "POST", headers: { "x-memory-user-id": `u${i}` }, body: "{}" }));
     await b.waitFor(2);
-    await until(async () => (await metric(p.url, "memproxy_backend_keepalive_waiting")) === 1);
+    await queued;
+    expect(await metric(p.url, "memproxy_backend_keepalive_waiting")).toBe(1);
     expect(b.received).toHaveLength(2);
     holds[0]!();
     await b.waitFor(3);
@@ -320,9 +334,11 @@ describe("kept-alive backend connections (memproxy.forward.keepalive_limit)", ()
   test("the binary: 300 calls at once share at most 64 backend connections, where without the limit they open hundreds", async () => {
     const bin = await compiledBinary();
     const dir = mkdtempSync(join(tmpdir(), "memproxy-keepalive-"));
-    // A backend a little slow to answer (like any real one), so that the calls overlap; it notes
-    // each connection by its client port.
+    // The backend notes each connection by its client port, and holds the calls until 64 of them
+    // (or all the wave still owes) have arrived, so that they overlap whatever the machine's speed.
     const connections = new Set<number>();
+    let owed = 0;
+    let held: (() => void)[] = [];
     using backend = Bun.serve({
       hostname: "127.0.0.1",
       port: 0,
@@ -330,7 +346,12 @@ describe("kept-alive backend connections (memproxy.forward.keepalive_limit)", ()
       async fetch(req, server) {
         connections.add(server.requestIP(req)!.port);
         await req.arrayBuffer();
-        await Bun.sleep(2);
+        const answer = new Promise<void>((resolve) => held.push(resolve));
+        if (held.length >= Math.min(64, owed)) {
+          owed -= held.length;
+          for (const release of held.splice(0)) release();
+        }
+        await answer;
         return Response.json({ ok: true });
       },
     });
@@ -341,6 +362,7 @@ describe("kept-alive backend connections (memproxy.forward.keepalive_limit)", ()
       await using mp = spawnMemproxy([bin, "--config", cfg]);
       const url = await mp.listening();
       for (let wave = 0; wave < 3; wave++) {
+        owed = 300;
         const answers = await Promise.all(
           Array.from({ length: 300 }, () => fetch(url + "/v1/chat/completions", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })),
         );

@@ -3,14 +3,14 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../../src/config.ts";
-import { startServer, type ServerHandle } from "../../src/server.ts";
+import { startServer, type ServerHandle, type ServerOptions } from "../../src/server.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 
 /** Starts memproxy in this process on 127.0.0.1, port 0, from YAML text (backend URL substituted by the caller). */
-export function startProxy(yaml: string, env: Record<string, string | undefined> = process.env): ServerHandle & AsyncDisposable {
+export function startProxy(yaml: string, env: Record<string, string | undefined> = process.env, options: ServerOptions = {}): ServerHandle & AsyncDisposable {
   const config = parseConfig(yaml, "test.yaml", env);
-  const handle = startServer({ ...config, listen: { ...config.listen, host: "127.0.0.1", port: 0 } });
+  const handle = startServer({ ...config, listen: { ...config.listen, host: "127.0.0.1", port: 0 } }, options);
   return Object.assign(handle, { [Symbol.asyncDispose]: async () => void (await handle.stop(0)) });
 }
 
