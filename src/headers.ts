@@ -53,13 +53,12 @@ export function backendRequestHeaders(client: Headers, inject: InjectedHeaders):
  * Content-Encoding and Content-Length, which would now describe bytes the client never gets, those too.
  */
 export function clientResponseHeaders(backend: Headers): Headers {
-  const out = backend;
-  dropHopByHop(out);
-  if (out.has("content-encoding")) {
-    out.delete("content-encoding");
-    out.delete("content-length");
+  dropHopByHop(backend);
+  if (backend.has("content-encoding")) {
+    backend.delete("content-encoding");
+    backend.delete("content-length");
   }
-  return out;
+  return backend;
 }
 
 const SECRET_NAMES = new Set(["authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie"]);

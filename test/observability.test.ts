@@ -533,12 +533,16 @@ describe("the logging and metrics settings", () => {
     expect(problems("memproxy:\n  metrics: {enabeld: true}\n")).toContain('memproxy.metrics.enabeld: unknown setting "enabeld"');
   });
 
+  /** memproxy from source, as the CLI runs it, with the given `memproxy.logging` settings. */
+  const cliWithLogging = (backend: string, logging: string) => {
+    const file = join(mkdtempSync(join(tmpdir(), "memproxy-obs-")), "memproxy.yaml");
+    writeFileSync(file, `litellm_backend_url: ${backend}\nmemproxy:\n  listen: {port: 0}\n  logging: ${logging}\n`);
+    return spawnMemproxy([process.execPath, "src/main.ts", "--config", file]);
+  };
+
   test("the CLI logs as configured: text lines at debug level", async () => {
     await using b = startBackend();
-    const dir = mkdtempSync(join(tmpdir(), "memproxy-obs-"));
-    const file = join(dir, "memproxy.yaml");
-    writeFileSync(file, `litellm_backend_url: ${b.url}\nmemproxy:\n  listen: {port: 0}\n  logging: {level: debug, format: text}\n`);
-    await using proc = spawnMemproxy([process.execPath, "src/main.ts", "--config", file]);
+    await using proc = cliWithLogging(b.url, "{level: debug, format: text}");
     const url = await proc.listening();
     const res = await fetch(url + "/v1/models", { headers: { "x-request-id": "cli-text-1" } });
     await res.text();
@@ -551,10 +555,7 @@ describe("the logging and metrics settings", () => {
 
   test("the CLI logs as configured: JSON lines, debug lines left out at level info", async () => {
     await using b = startBackend();
-    const dir = mkdtempSync(join(tmpdir(), "memproxy-obs-"));
-    const file = join(dir, "memproxy.yaml");
-    writeFileSync(file, `litellm_backend_url: ${b.url}\nmemproxy:\n  listen: {port: 0}\n  logging: {level: info, format: json}\n`);
-    await using proc = spawnMemproxy([process.execPath, "src/main.ts", "--config", file]);
+    await using proc = cliWithLogging(b.url, "{level: info, format: json}");
     const url = await proc.listening();
     await (await fetch(url + "/health/liveliness", { headers: { "x-request-id": "cli-own-2" } })).text();
     await (await fetch(url + "/v1/models", { headers: { "x-request-id": "cli-json-1" } })).text();
