@@ -1,5 +1,6 @@
-// The benchmark (`npm run bench`): memproxy side by side with nginx and with no proxy at all, on
-// this machine, in one run. Prints a table with ratios and targets; writes .bench/results-*.json.
+// The benchmark (`npm run bench`): memproxy side by side with nginx, with a feature-less Bun proxy
+// (the "bun floor") and with no proxy at all, on this machine, in one run. Prints a table with
+// ratios and targets; writes .bench/results-*.json.
 //
 //   bun scripts/bench.ts [--quick] [--rounds N] [--duration S] [--only json,sse,upload,startup]
 //                        [--binary PATH] [--no-install]
@@ -157,8 +158,17 @@ async function bench(): Promise<void> {
       nginxPids = nginxUrl.pids;
     }
   }
+  // The bun floor: memproxy's stack without memproxy (scripts/bench/floor.ts), on the same Bun.
+  const floorPort = freePort();
+  const floor = spawnChild([process.execPath, join(HERE, "floor.ts"), String(floorPort), backendUrl], {
+    env: { ...process.env, BUN_CONFIG_MAX_HTTP_REQUESTS: "65535" },
+    stdout: "ignore",
+    stderr: "inherit",
+  });
+  urls.floor = `http://127.0.0.1:${floorPort}`;
+  await firstProxiedAnswer(`${urls.floor}/v1/chat/completions`, performance.now(), { timeoutMs: 10_000, exited: floor.exited });
   const paths = PATHS.filter((p) => urls[p]);
-  const pidsOf: Record<PathName, number[]> = { direct: [backend.pid], nginx: nginxPids, memproxy: [memproxy.pid] };
+  const pidsOf: Record<PathName, number[]> = { direct: [backend.pid], nginx: nginxPids, floor: [floor.pid], memproxy: [memproxy.pid] };
   log(`paths: ${paths.map((p) => `${p} ${urls[p]}`).join(", ")}`);
 
   // 3. Same routing on both proxies, and what memproxy exposes.

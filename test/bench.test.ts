@@ -1,5 +1,6 @@
 // Correctness of the benchmark's helpers (scripts/bench/): percentiles, the raw HTTP/SSE reader,
-// the batching check, and the nginx config routing exactly as memproxy. Nothing here is timed.
+// the batching check, the nginx config routing exactly as memproxy, the bun floor proxying as it
+// should, and the summary's same-round comparisons. Nothing here is timed.
 import { describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -7,10 +8,11 @@ import { join } from "node:path";
 import { parseConfig } from "../src/config.ts";
 import { compileRouter } from "../src/router.ts";
 import { nginxConfig, routingMaps, ROUTING_PROBES } from "../scripts/bench/nginx.ts";
+import { summarize, table, type BenchResults, type WrkMetrics } from "../scripts/bench/report.ts";
 import { batchedInRead, HttpResponseParser, SseSplitter } from "../scripts/bench/sse.ts";
 import { median, percentile, sortedSamples } from "../scripts/bench/stats.ts";
 import { findTool } from "../scripts/bench/tools.ts";
-import { startBackend } from "./support/backend.ts";
+import { manualStream, startBackend, textReader } from "./support/backend.ts";
 
 const BENCH_CONFIG = join(import.meta.dir, "..", "scripts", "bench", "memproxy.yaml");
 const benchConfig = async (backend = "http://127.0.0.1:1") =>
@@ -150,5 +152,72 @@ describe("nginx config", () => {
       nginx.kill("SIGTERM");
       await nginx.exited;
     }
+  });
+});
+
+describe("bun floor", () => {
+  // The floor must do the least memproxy does, or the comparison flatters memproxy's stack.
+  test("forwards with the user id set and Host dropped, small answers whole, streams as they come", async () => {
+    const stream = manualStream();
+    await using backend = startBackend((req, r) =>
+      r.path === "/v1/stream" ? new Response(stream.body, { headers: { "content-type": "text/event-stream" } }) : Response.json({ got: r.body.length }),
+    );
+    const floor = Bun.spawn([process.execPath, join(import.meta.dir, "..", "scripts", "bench", "floor.ts"), "0", backend.url], { stdout: "pipe", stderr: "inherit" });
+    try {
+      const reader = floor.stdout.getReader();
+      const { value } = await reader.read();
+      const { port } = JSON.parse(new TextDecoder().decode(value)) as { port: number };
+      const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions?x=1`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-sm-user-id": "someone-else" },
+        body: '{"model":"m"}',
+      });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ got: 13 });
+      const got = backend.received[0]!;
+      expect(got.path).toBe("/v1/chat/completions?x=1");
+      expect(got.headers.get("x-sm-user-id")).toBe("default-dev");
+      expect(got.headers.get("host")).toBe(`127.0.0.1:${backend.port}`);
+
+      stream.send("data: one\n\n"); // Bun.serve sends a streamed answer's head with its first chunk
+      const streamed = await fetch(`http://127.0.0.1:${port}/v1/stream`, { method: "POST", body: "{}" });
+      const events = textReader(streamed);
+      expect(await events.until("one")).toBe("data: one\n\n"); // before the second is even sent
+      stream.send("data: two\n\n");
+      stream.close();
+      expect(await events.rest()).toBe("data: two\n\n");
+    } finally {
+      floor.kill();
+      await floor.exited;
+    }
+  });
+});
+
+describe("summary", () => {
+  const wrk = (rps: number, p99Ms: number): WrkMetrics => ({ rps, p50Ms: 1, p90Ms: 1, p99Ms, maxMs: 1, requests: rps, errors: 0, cpuUsPerReq: 1 });
+  const results = (json: BenchResults["json"]): BenchResults =>
+    ({ format: "memproxy-bench/1", started: "", finished: "", options: {}, machine: {}, versions: {}, notes: [], json, memory: {}, rows: [] }) as BenchResults;
+
+  test("compares memproxy and the floor with nginx round by round, and judges memproxy only", () => {
+    const rows = summarize(
+      results({
+        "32": [
+          { nginx: wrk(1000, 2), floor: wrk(800, 2.5), memproxy: wrk(700, 3.5) },
+          { nginx: wrk(2000, 2), floor: wrk(1500, 2.2), memproxy: wrk(1100, 3.5) },
+          { nginx: wrk(1500, 2), floor: wrk(1050, 2.2), memproxy: wrk(900, 2.5) },
+        ],
+      }),
+    );
+    const rps = rows.find((r) => r.key === "json32.rps")!;
+    // same-round ratios 0.70 / 0.55 / 0.60 for memproxy, 0.80 / 0.75 / 0.70 for the floor
+    expect(rps.vsNginx).toBe("0.60×");
+    expect(rps.floorVsNginx).toBe("0.75×");
+    expect(rps.values.floor).toBe("1,050");
+    expect(rps.pass).toBe(true);
+    const p99 = rows.find((r) => r.key === "json32.p99")!;
+    expect(p99.vsNginx).toBe("+1.50 ms");
+    expect(p99.floorVsNginx).toBe("+0.20 ms");
+    expect(p99.pass).toBe(false);
+    expect(table(rows).split("\n")[0]).toContain("| bun floor |");
   });
 });

@@ -2,7 +2,8 @@
 // side-by-side comparison of two saved runs.
 import { median } from "./stats.ts";
 
-export const PATHS = ["direct", "nginx", "memproxy"] as const;
+/** direct: no proxy; floor: a feature-less Bun proxy (scripts/bench/floor.ts), the most memproxy's stack gives. */
+export const PATHS = ["direct", "nginx", "floor", "memproxy"] as const;
 export type PathName = (typeof PATHS)[number];
 /** One round: each path's measurements, taken back to back. */
 export type Round<M> = Partial<Record<PathName, M>>;
@@ -70,6 +71,8 @@ export interface Row {
   numbers: Partial<Record<PathName, number>>;
   vsNginx?: string;
   vsDirect?: string;
+  /** The bun floor against nginx, in the same round: how far the stack itself stands from nginx. */
+  floorVsNginx?: string;
   target?: string;
   /** true PASS, false FAIL, null not judged (a path is missing). */
   pass?: boolean | null;
@@ -92,9 +95,15 @@ function perPath<M>(rounds: Round<M>[], pick: (m: M) => number): Partial<Record<
   return out;
 }
 
-/** Median over rounds of a comparison of memproxy with another path measured in the same round. */
-function paired<M>(rounds: Round<M>[], other: PathName, pick: (m: M) => number, cmp: (mine: number, theirs: number) => number): number {
-  return median(rounds.flatMap((r) => (r.memproxy && r[other] ? [cmp(pick(r.memproxy), pick(r[other]!))] : [])));
+/** Median over rounds of a comparison of memproxy (or `mine`) with another path measured in the same round. */
+function paired<M>(
+  rounds: Round<M>[],
+  other: PathName,
+  pick: (m: M) => number,
+  cmp: (mine: number, theirs: number) => number,
+  mine: PathName = "memproxy",
+): number {
+  return median(rounds.flatMap((r) => (r[mine] && r[other] ? [cmp(pick(r[mine]!), pick(r[other]!))] : [])));
 }
 const ratio = (a: number, b: number) => a / b;
 
@@ -121,7 +130,9 @@ function row<M>(
   const show = vs === "ratio" ? times : plusMs;
   const n = paired(rounds, "nginx", pick, cmp);
   const d = paired(rounds, "direct", pick, cmp);
-  return { key, label, values, numbers, vsNginx: Number.isNaN(n) ? undefined : show(n), vsDirect: Number.isNaN(d) ? undefined : show(d) };
+  const f = paired(rounds, "nginx", pick, cmp, "floor");
+  const shown = (x: number) => (Number.isNaN(x) ? undefined : show(x));
+  return { key, label, values, numbers, vsNginx: shown(n), vsDirect: shown(d), floorVsNginx: shown(f) };
 }
 
 /** Builds the summary rows, each target judged. */
@@ -161,7 +172,7 @@ export function summarize(r: BenchResults): Row[] {
       integrity.values[p] = `${sum((m) => m.batched)} / ${sum((m) => m.outOfOrder)} / ${sum((m) => m.expected - m.received)}`;
       integrity.numbers[p] = sum((m) => m.batched);
     }
-    integrity.vsNginx = integrity.vsDirect = undefined;
+    integrity.vsNginx = integrity.vsDirect = integrity.floorVsNginx = undefined;
     integrity.target = "none batched (≤ direct), in order";
     const mine = rounds.flatMap((x) => (x.memproxy ? [x.memproxy] : []));
     const direct = rounds.flatMap((x) => (x.direct ? [x.direct] : []));
@@ -213,14 +224,16 @@ const verdict = (p: boolean | null | undefined) => (p === true ? "PASS" : p === 
 
 /** The summary as a Markdown table (it reads well in a terminal too). */
 export function table(rows: Row[]): string {
-  const head = ["measurement", "direct", "nginx", "memproxy", "memproxy vs nginx", "memproxy vs direct", "target", ""];
+  const head = ["measurement", "direct", "nginx", "bun floor", "memproxy", "memproxy vs nginx", "memproxy vs direct", "floor vs nginx", "target", ""];
   const lines = rows.map((x) => [
     x.label,
     x.values.direct ?? "",
     x.values.nginx ?? "",
+    x.values.floor ?? "",
     x.values.memproxy ?? "",
     x.vsNginx ?? "",
     x.vsDirect ?? "",
+    x.floorVsNginx ?? "",
     x.target ?? "",
     verdict(x.pass),
   ]);
