@@ -47,15 +47,27 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   };
 }
 
+// The time as text is made once per millisecond: lines under load share it.
+let clockMs = 0;
+let clockText = "";
+function now(): string {
+  const ms = Date.now();
+  if (ms !== clockMs) {
+    clockMs = ms;
+    clockText = new Date(ms).toISOString();
+  }
+  return clockText;
+}
+
 function jsonLine(level: LogLevel, msg: string, fields?: LogFields): string {
   // The fields are serialised as given and appended, rather than copied into a new object first.
-  const head = `{"time":"${new Date().toISOString()}","level":"${level}","msg":${JSON.stringify(msg)}`;
+  const head = `{"time":"${now()}","level":"${level}","msg":${JSON.stringify(msg)}`;
   const rest = fields ? JSON.stringify(fields) : "{}";
   return head + (rest === "{}" ? "}\n" : "," + rest.slice(1) + "\n");
 }
 
 function textLine(level: LogLevel, msg: string, fields?: LogFields): string {
-  let line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${msg}`;
+  let line = `${now()} ${level.toUpperCase().padEnd(5)} ${msg}`;
   if (fields) {
     for (const [k, v] of Object.entries(fields)) {
       if (v === undefined) continue;

@@ -21,8 +21,6 @@ const USER_AGENT_MAX = 256;
 const USAGE_ROUTES = new Set(
   (["/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/responses", "/v1/embeddings"] satisfies Route[]).map((r) => ROUTES.indexOf(r)),
 );
-/** Shared: a TextDecoder is a native object, costly to create and collect per request; one-shot decoding keeps no state. */
-const utf8 = new TextDecoder();
 const INTERNAL_ERROR_BODY = JSON.stringify({
   type: "error",
   error: { message: "internal error in memproxy", type: "server_error", param: null, code: null },
@@ -262,7 +260,7 @@ export class Exchange implements ForwardObserver {
 
   private model(): string | undefined {
     if (!this.bufferedBody || !this.req.headers.get("content-type")?.includes("json")) return undefined;
-    return modelFromJsonPrefix(utf8.decode(new Uint8Array(this.bufferedBody, 0, Math.min(this.bufferedBody.byteLength, MODEL_SCAN_LIMIT))));
+    return modelFromJsonPrefix(new Uint8Array(this.bufferedBody, 0, Math.min(this.bufferedBody.byteLength, MODEL_SCAN_LIMIT)));
   }
 
   /** Writes the access line and the metrics, once. */

@@ -13,31 +13,36 @@ export function smallJsonBody(headers: Headers): boolean {
   return length > 0 && length <= MODEL_SCAN_LIMIT && (headers.get("content-type")?.includes("json") ?? false);
 }
 
+/** One decoder for all: one-shot decoding keeps no state. */
+const utf8 = new TextDecoder();
+
 /**
- * The top-level "model" string of a JSON object text that may be cut short. A hand scan rather than
- * JSON.parse: the text may be a prefix, and the scan stops at the key (which SDKs send early).
- * @returns the model, or undefined when the text holds no top-level "model" string.
+ * The top-level "model" string of a JSON object, given as UTF-8 bytes that may be cut short. A hand
+ * scan of the bytes rather than JSON.parse: the body may be a prefix, nothing before the key is
+ * decoded, and the scan stops at the key (which SDKs send early). In UTF-8 every byte of a multi-byte
+ * character has its high bit set, so none is mistaken for a quote, backslash or bracket.
+ * @returns the model, or undefined when the bytes hold no top-level "model" string.
  */
-export function modelFromJsonPrefix(text: string): string | undefined {
+export function modelFromJsonPrefix(bytes: Uint8Array): string | undefined {
   let depth = 0;
   let expectKey = false;
   let objectAtTop = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i]!;
     if (c === 34 /* " */) {
-      const end = stringEnd(text, i);
+      const end = stringEnd(bytes, i);
       if (end < 0) return undefined;
       if (depth === 1 && objectAtTop && expectKey) {
         expectKey = false;
-        const colon = skipSpace(text, end + 1);
-        if (text.charCodeAt(colon) !== 58 /* : */) return undefined;
-        if (end - i === 6 && text.startsWith('"model"', i)) {
-          const v = skipSpace(text, colon + 1);
-          if (text.charCodeAt(v) !== 34) return undefined;
-          const vEnd = stringEnd(text, v);
+        const colon = skipSpace(bytes, end + 1);
+        if (bytes[colon] !== 58 /* : */) return undefined;
+        if (end - i === 6 && isModelKey(bytes, i)) {
+          const v = skipSpace(bytes, colon + 1);
+          if (bytes[v] !== 34) return undefined;
+          const vEnd = stringEnd(bytes, v);
           if (vEnd < 0) return undefined;
           try {
-            return JSON.parse(text.slice(v, vEnd + 1)) as string;
+            return JSON.parse(utf8.decode(bytes.subarray(v, vEnd + 1))) as string;
           } catch {
             return undefined;
           }
@@ -59,19 +64,24 @@ export function modelFromJsonPrefix(text: string): string | undefined {
   return undefined;
 }
 
-/** The index of the quote closing the string that opens at `open`, or -1 when the text ends first. */
-function stringEnd(text: string, open: number): number {
-  for (let i = open + 1; i < text.length; i++) {
-    const c = text.charCodeAt(i);
+/** `"model"` at `at` (its 7 bytes; the caller checked the closing quote). */
+function isModelKey(bytes: Uint8Array, at: number): boolean {
+  return bytes[at + 1] === 109 && bytes[at + 2] === 111 && bytes[at + 3] === 100 && bytes[at + 4] === 101 && bytes[at + 5] === 108;
+}
+
+/** The index of the quote closing the string that opens at `open`, or -1 when the bytes end first. */
+function stringEnd(bytes: Uint8Array, open: number): number {
+  for (let i = open + 1; i < bytes.length; i++) {
+    const c = bytes[i]!;
     if (c === 92) i++;
     else if (c === 34) return i;
   }
   return -1;
 }
 
-function skipSpace(text: string, i: number): number {
-  while (i < text.length) {
-    const c = text.charCodeAt(i);
+function skipSpace(bytes: Uint8Array, i: number): number {
+  while (i < bytes.length) {
+    const c = bytes[i]!;
     if (c !== 32 && c !== 10 && c !== 13 && c !== 9) break;
     i++;
   }

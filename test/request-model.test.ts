@@ -1,6 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { MODEL_SCAN_LIMIT, modelFromJsonPrefix, smallJsonBody } from "../src/request-model.ts";
 
+/** The scan reads UTF-8 bytes, as the body arrived. */
+const modelOf = (text: string) => modelFromJsonPrefix(new TextEncoder().encode(text));
+
 describe("the model named by a JSON request body", () => {
   test.each([
     ["first key", '{"model":"gpt-4o","messages":[]}', "gpt-4o"],
@@ -8,25 +11,29 @@ describe("the model named by a JSON request body", () => {
     ["with escapes", '{"stream":true,"model":"a\\"b\\u00e9"}', 'a"bé'],
     ["pretty-printed", '\n{\n  "max_tokens": 10,\n  "model": "m-1"\n}', "m-1"],
   ])("%s", (_name, text, want) => {
-    expect(modelFromJsonPrefix(text)).toBe(want);
+    expect(modelOf(text)).toBe(want);
   });
 
   test("only a top-level model counts, not one inside messages, metadata or strings", () => {
-    expect(modelFromJsonPrefix('{"metadata":{"model":"inner"},"messages":[{"model":"x"}],"note":"\\"model\\":\\"s\\""}')).toBeUndefined();
-    expect(modelFromJsonPrefix('{"metadata":{"model":"inner"},"model":"outer"}')).toBe("outer");
-    expect(modelFromJsonPrefix('{"a":"model","b":["model"],"model":"real"}')).toBe("real");
+    expect(modelOf('{"metadata":{"model":"inner"},"messages":[{"model":"x"}],"note":"\\"model\\":\\"s\\""}')).toBeUndefined();
+    expect(modelOf('{"metadata":{"model":"inner"},"model":"outer"}')).toBe("outer");
+    expect(modelOf('{"a":"model","b":["model"],"model":"real"}')).toBe("real");
   });
 
   test("a body cut short before the model, a non-string model or a non-object gives none", () => {
-    expect(modelFromJsonPrefix('{"messages":[{"role":"user","content":"long')).toBeUndefined();
-    expect(modelFromJsonPrefix('{"model":"unterminated')).toBeUndefined();
-    expect(modelFromJsonPrefix('{"model":42}')).toBeUndefined();
-    expect(modelFromJsonPrefix('["model","x"]')).toBeUndefined();
-    expect(modelFromJsonPrefix("")).toBeUndefined();
+    expect(modelOf('{"messages":[{"role":"user","content":"long')).toBeUndefined();
+    expect(modelOf('{"model":"unterminated')).toBeUndefined();
+    expect(modelOf('{"model":42}')).toBeUndefined();
+    expect(modelOf('["model","x"]')).toBeUndefined();
+    expect(modelOf("")).toBeUndefined();
+  });
+
+  test("multi-byte UTF-8 before and in the model is read right", () => {
+    expect(modelOf('{"messages":[{"content":"héllo 日本語 \\"model\\" 🙂"}],"model":"modèle-日本"}')).toBe("modèle-日本");
   });
 
   test("a prefix that already holds the model is enough", () => {
-    expect(modelFromJsonPrefix('{"model":"gpt-4o","messages":[{"role":"user","content":"and then it was cut')).toBe("gpt-4o");
+    expect(modelOf('{"model":"gpt-4o","messages":[{"role":"user","content":"and then it was cut')).toBe("gpt-4o");
   });
 });
 
