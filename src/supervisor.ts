@@ -88,8 +88,8 @@ export class Supervisor {
     this.status_.state = this.status_.restarts ? "restarting" : "starting";
     let child: Subprocess<"ignore", "pipe", "pipe">;
     try {
-      child = Bun.spawn(command, {
-        env: { ...process.env, ...env },
+      child = Bun.spawn(withParentDeathSignal(command, env.PATH ?? process.env.PATH), {
+        env: { ...childEnv(), ...env },
         stdin: "ignore",
         stdout: "pipe",
         stderr: "pipe",
@@ -249,6 +249,30 @@ export class Supervisor {
     }
     return { clean: !timedOut };
   }
+}
+
+/**
+ * memproxy's environment without the settings of its own Bun runtime (main.ts and the build set them):
+ * LiteLLM is not memproxy, and a Bun program given as its command (as in the tests) would otherwise
+ * behave like memproxy, e.g. exit with it without running its own shutdown.
+ */
+function childEnv(): Record<string, string | undefined> {
+  const { BUN_OPTIONS, BUN_CONFIG_MAX_HTTP_REQUESTS, BUN_FEATURE_FLAG_NO_ORPHANS, ...rest } = process.env;
+  return rest;
+}
+
+/**
+ * The command, made to get SIGTERM from the kernel when memproxy dies, however it dies (SIGKILL, a
+ * crash, the OOM killer): LiteLLM runs in its own process group, so nothing else stops it then, and
+ * a LiteLLM left behind keeps its port, which fails every later start with "port in use". On SIGTERM
+ * LiteLLM stops its uvicorn workers too. Linux only (the parent-death signal, set by util-linux's
+ * `setpriv` before it executes the command, in the same process); elsewhere, without setpriv, or
+ * when the command cannot be found (Bun.spawn then says why), the command is run as it is.
+ */
+export function withParentDeathSignal(command: string[], path: string | undefined): string[] {
+  if (process.platform !== "linux" || !Bun.which(command[0]!, { PATH: path })) return command;
+  const setpriv = Bun.which("setpriv", { PATH: path });
+  return setpriv ? [setpriv, "--pdeathsig", "TERM", "--", ...command] : command;
 }
 
 /** Signals the child's whole process group (it was spawned detached, as its leader). */

@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "../src/log.ts";
-import { portFree, Supervisor, SupervisorError, type SupervisorOptions } from "../src/supervisor.ts";
+import { portFree, Supervisor, SupervisorError, withParentDeathSignal, type SupervisorOptions } from "../src/supervisor.ts";
 import { readJson } from "./support/backend.ts";
 import { compiledBinary, spawnMemproxy } from "./support/memproxy.ts";
 
@@ -146,6 +146,13 @@ describe("Supervisor", () => {
     expect(s.lines.some((l) => l.includes("did not stop within 300 ms; killing it"))).toBe(true);
   });
 
+  test.skipIf(process.platform !== "linux" || !Bun.which("setpriv"))("on Linux the child is told to stop when memproxy dies; a command not found is left as it is", () => {
+    const wrapped = withParentDeathSignal([process.execPath, FIXTURE], process.env.PATH);
+    expect(wrapped).toEqual([Bun.which("setpriv")!, "--pdeathsig", "TERM", "--", process.execPath, FIXTURE]);
+    // Unwrapped, Bun.spawn itself reports the missing executable (ENOENT), which start-up turns into advice.
+    expect(withParentDeathSignal(["/nonexistent/litellm"], process.env.PATH)).toEqual(["/nonexistent/litellm"]);
+  });
+
   test("portFree tells a used port from a free one", () => {
     const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     expect(portFree("127.0.0.1", l.port)).toBe(false);
@@ -192,6 +199,26 @@ describe("memproxy --spawn-litellm (compiled, stand-in LiteLLM)", () => {
     mp.proc.kill("SIGTERM");
     expect(await mp.exited).toBe(0);
     expect(alive(childPid)).toBe(false);
+  });
+
+  // uvicorn's workers would outlive a LiteLLM killed outright, keep its port, and fail every later start
+  // with "port in use": LiteLLM must be asked to stop (SIGTERM) even when memproxy dies by SIGKILL.
+  test.skipIf(process.platform !== "linux" || !Bun.which("setpriv"))("memproxy killed with SIGKILL: LiteLLM is told to stop, and stops its workers", async () => {
+    const cfg = config(`    port: ${freePort()}\n    env: {FAKE_WORKER: "1"}\n`);
+    await using mp = spawnMemproxy([bin, "--config", cfg, "--spawn-litellm"]);
+    await mp.listening();
+    const worker = Number(/worker pid=(\d+)/.exec(await mp.waitForLine("worker pid="))![1]);
+    await mp.waitForLine("LiteLLM is ready");
+    expect(alive(worker)).toBe(true);
+    mp.proc.kill("SIGKILL");
+    await mp.exited;
+    // The kernel sends LiteLLM SIGTERM at once; it stops the worker, which init then reaps. (Bounded, so
+    // that a worker left running fails the test instead of hanging it.)
+    const deadline = Date.now() + 10_000;
+    while (alive(worker) && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+    const left = alive(worker);
+    if (left) process.kill(worker, "SIGKILL");
+    expect(left).toBe(false);
   });
 
   test("exit 1 when LiteLLM had to be killed at shutdown (not a clean stop)", async () => {

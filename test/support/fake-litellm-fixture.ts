@@ -2,6 +2,8 @@
 // FAKE_MODE: ok (default) | never-ready | exit-at-start | ignore-sigterm
 // FAKE_READY_FILE: when set, readiness answers 200 only once this file exists.
 // FAKE_GRANDCHILD=1: starts a grandchild process (like uvicorn workers) and prints its pid.
+// FAKE_WORKER=1: starts a worker as uvicorn does (forked, so nothing but its parent stops it), prints its
+//   pid, and on SIGTERM stops it before exiting, as uvicorn stops its workers.
 // FAKE_FLOOD_BYTES: writes this many bytes to stdout before serving (a child nobody reads would block).
 import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -22,6 +24,18 @@ if (mode === "ignore-sigterm") process.on("SIGTERM", () => console.log("ignoring
 if (process.env.FAKE_GRANDCHILD === "1") {
   const grandchild = Bun.spawn([process.execPath, "-e", "setInterval(() => {}, 1000)"], { stdio: ["ignore", "ignore", "ignore"] });
   console.log(`grandchild pid=${grandchild.pid}`);
+}
+if (process.env.FAKE_WORKER === "1") {
+  // Started through a shell that exits at once: the worker is no child of this Bun process, so only
+  // this process's own SIGTERM handler stops it.
+  const sh = Bun.spawnSync(["sh", "-c", "sleep 600 >/dev/null 2>&1 & echo $!"]);
+  const worker = Number(sh.stdout.toString().trim());
+  console.log(`worker pid=${worker}`);
+  process.on("SIGTERM", () => {
+    process.kill(worker, "SIGTERM");
+    console.log("stopped the worker; exiting");
+    process.exit(0);
+  });
 }
 const flood = Number(process.env.FAKE_FLOOD_BYTES ?? 0);
 if (flood) {
