@@ -263,9 +263,9 @@ function childEnv(): Record<string, string | undefined> {
 
 /**
  * The command, made to get SIGTERM from the kernel when memproxy dies, however it dies (SIGKILL, a
- * crash, the OOM killer): LiteLLM runs in its own process group, so nothing else stops it then, and
- * a LiteLLM left behind keeps its port, which fails every later start with "port in use". On SIGTERM
- * LiteLLM stops its uvicorn workers too. Linux only (the parent-death signal, set by util-linux's
+ * crash, the OOM killer). Otherwise the build's --no-orphans has the kernel SIGKILL it: LiteLLM then
+ * cannot stop its uvicorn workers, and they keep its port, which fails every later start with "port
+ * in use". On SIGTERM LiteLLM stops them. Linux only (the parent-death signal, set by util-linux's
  * `setpriv` before it executes the command, in the same process); elsewhere, without setpriv, or
  * when the command cannot be found (Bun.spawn then says why), the command is run as it is.
  */
