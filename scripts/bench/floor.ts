@@ -2,15 +2,17 @@
 // (Bun.serve receiving, fetch forwarding), to show how much of the distance to nginx is the stack's
 // and how much memproxy's. It does what memproxy must do at the least (drop Host, set the user id
 // header to a constant), with the same two speed-ups as memproxy: small answers of known length are
-// taken whole, and at most 64 backend calls await their answer at once (Bun's fetch keeps 64
-// kept-alive connections). No routing, limits, log, metrics, token counting, timeouts or retries.
+// taken whole, and memproxy's own CallGate keeps backend calls on kept-alive connections. No
+// routing, limits, log, metrics, token counting, timeouts or retries.
 //
 //   bun scripts/bench/floor.ts PORT BACKEND_URL     (PORT 0: any free port; prints {"port":N} once listening)
+import { CallGate } from "../../src/call-gate.ts";
+import { clientResponseHeaders } from "../../src/headers.ts";
+
 const [port, backend] = [Number(Bun.argv[2]), Bun.argv[3]!];
-const SLOTS = 64;
 const SMALL = 64 * 1024;
-let busy = 0;
-const waiting: (() => void)[] = [];
+/** memproxy's own gate, at its defaults (memproxy.forward.keepalive_limit and keepalive_wait). */
+const gate = new CallGate(64, 20);
 
 const server = Bun.serve({
   hostname: "127.0.0.1",
@@ -18,8 +20,8 @@ const server = Bun.serve({
   idleTimeout: 0,
   maxRequestBodySize: Number.MAX_SAFE_INTEGER,
   async fetch(req) {
-    if (busy >= SLOTS) await new Promise<void>((resolve) => waiting.push(resolve));
-    busy++;
+    const entered = gate.enter();
+    const release = typeof entered === "function" ? entered : (await entered).release;
     try {
       const url = req.url;
       const headers = new Headers(req.headers);
@@ -36,13 +38,10 @@ const server = Bun.serve({
       });
       const size = Number(res.headers.get("content-length") ?? NaN);
       const whole = size <= SMALL ? await res.arrayBuffer() : res.body;
-      for (const name of ["connection", "keep-alive", "transfer-encoding"]) res.headers.delete(name);
-      return new Response(whole, { status: res.status, headers: res.headers });
+      return new Response(whole, { status: res.status, headers: clientResponseHeaders(res.headers) });
     } finally {
-      busy--;
-      waiting.shift()?.();
+      release();
     }
   },
 });
 console.log(JSON.stringify({ port: server.port }));
-export {}; // a module: its names are its own
