@@ -54,6 +54,9 @@ export function compileRouter(
     if (!compiled.ok) throw new TypeError(`header_patterns[${i}].pattern: invalid regular expression: ${compiled.error}`);
     return { header: rule.header, regex: compiled.regex, rule: Object.freeze({ ...rule }) };
   });
+  // A rule that reads the same header as the rule before it reuses that value: one lookup (and one
+  // string made) for a run of user-agent rules rather than one per rule.
+  const sameAsPrevious = rules.map((r, i) => i > 0 && r.header.toLowerCase() === rules[i - 1]!.header.toLowerCase());
   const fallback: RoutingResult = Object.freeze({
     ok: true,
     decision: Object.freeze({
@@ -94,8 +97,9 @@ export function compileRouter(
       }
       // on_disallowed: ignore — the pattern rules decide, as if the header were absent.
     }
+    let value: string | null = null;
     for (let i = 0; i < rules.length; i++) {
-      const value = headers.get(rules[i]!.header);
+      if (!sameAsPrevious[i]) value = headers.get(rules[i]!.header);
       if (value !== null && rules[i]!.regex.test(value)) return matches[i]!;
     }
     return fallback;

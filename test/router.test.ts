@@ -87,3 +87,39 @@ describe("compileRouter", () => {
     expect(a).toEqual(b);
   });
 });
+
+describe("header lookups", () => {
+  const config = parseConfig(
+    `
+user_id_mappings:
+  header_patterns:
+    - { header: user-agent, pattern: "a/", user_id: ua-a }
+    - { header: User-Agent, pattern: "b/", user_id: ua-b }
+    - { header: x-client, pattern: "c", user_id: client-c }
+    - { header: user-agent, pattern: "d/", user_id: ua-d }
+  default_user_id: fallback
+`,
+    "lookups.yaml",
+  ).routing;
+  const router = compileRouter(config);
+  /** Headers that record which names were looked up. */
+  const recording = (h: Record<string, string>) => {
+    const inner = new Headers(h);
+    const asked: string[] = [];
+    return { asked, get: (name: string) => (asked.push(name.toLowerCase()), inner.get(name)) };
+  };
+  const userOf = (r: ReturnType<typeof router>) => (r.ok ? r.decision.user_id : r.rejection.message);
+
+  test("a run of rules on one header (in any case) reads it once; a later rule on it reads it again", () => {
+    const h = recording({ "user-agent": "d/1", "x-client": "none" });
+    expect(userOf(router(h))).toBe("ua-d");
+    expect(h.asked).toEqual(["x-memory-user-id", "user-agent", "x-client", "user-agent"]);
+  });
+
+  test("every rule still sees its own header's value", () => {
+    expect(userOf(router(recording({ "user-agent": "b/2" })))).toBe("ua-b");
+    expect(userOf(router(recording({ "user-agent": "z", "x-client": "c1" })))).toBe("client-c");
+    expect(userOf(router(recording({ "x-client": "a/" })))).toBe("fallback");
+    expect(userOf(router(recording({})))).toBe("fallback");
+  });
+});
