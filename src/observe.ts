@@ -7,6 +7,7 @@ import { Metrics, NO_USER, PROMETHEUS_CONTENT_TYPE, ROUTES, routeIndex, type Bac
 import { BackendFailure, StreamIdleTimeout, type BodyOutcome, type ForwardObserver } from "./proxy.ts";
 import { MODEL_SCAN_LIMIT, modelFromJsonPrefix, smallJsonBody } from "./request-model.ts";
 import { REQUEST_ID_HEADER, requestIdFor } from "./request-id.ts";
+import { pathOf } from "./request-target.ts";
 import type { RoutingDecision } from "./router.ts";
 import { usageParserFor, type UsageParser } from "./usage.ts";
 
@@ -107,7 +108,8 @@ export class Exchange implements ForwardObserver {
   /** The request id: the client's own when well-formed, else a new one. */
   readonly id: string;
   private readonly start = performance.now();
-  private readonly path: string;
+  /** The request's path, without its query: a query string can carry keys (?key=...). */
+  readonly path: string;
   private readonly route: number;
   private decision: RoutingDecision | undefined;
   private status = 0;
@@ -117,6 +119,9 @@ export class Exchange implements ForwardObserver {
   private bytesIn = 0;
   private bytesOut = 0;
   private bufferedBody: ArrayBuffer | undefined;
+  /** The request's announced Content-Length (NaN: none) and Content-Type, read once by wantsBody. */
+  private declaredLength = NaN;
+  private contentType: string | null = null;
   private usage: UsageParser | undefined;
   private sse = false;
   private outcome: BodyOutcome | "crashed" | undefined;
@@ -132,11 +137,7 @@ export class Exchange implements ForwardObserver {
     private readonly req: Request,
   ) {
     this.id = requestIdFor(req.headers);
-    // The path without its query: a query string can carry keys (?key=...).
-    const url = req.url;
-    const from = url.indexOf("/", url.indexOf("//") + 2);
-    const q = url.indexOf("?", from);
-    this.path = from < 0 ? "/" : q < 0 ? url.slice(from) : url.slice(from, q);
+    this.path = pathOf(req.url);
     this.route = routeIndex(this.path);
   }
 
@@ -207,9 +208,13 @@ export class Exchange implements ForwardObserver {
   /**
    * Whether the forward should read this request's body ahead and send it as one buffer: small JSON,
    * whose model the access line and token counters want. (It is cheaper than streaming it, too.)
+   * Called once per forwarded request, before the forward.
+   * @param contentLength the request's Content-Length header.
    */
-  wantsBody(): boolean {
-    return smallJsonBody(this.req.headers);
+  wantsBody(contentLength: string | null): boolean {
+    this.declaredLength = Number(contentLength ?? NaN);
+    this.contentType = this.req.headers.get("content-type");
+    return smallJsonBody(this.declaredLength, this.contentType);
   }
 
   requestBody(body: ReadableStream<Uint8Array> | ArrayBuffer): void {
@@ -218,8 +223,7 @@ export class Exchange implements ForwardObserver {
       this.bufferedBody = body;
     } else {
       // A streamed body is never read here (a tee costs more than the forward itself): its size is what it announced.
-      const length = this.req.headers.get("content-length");
-      this.bytesIn = length === null ? -1 : Number(length);
+      this.bytesIn = Number.isNaN(this.declaredLength) ? -1 : this.declaredLength;
     }
   }
 
@@ -259,7 +263,7 @@ export class Exchange implements ForwardObserver {
   }
 
   private model(): string | undefined {
-    if (!this.bufferedBody || !this.req.headers.get("content-type")?.includes("json")) return undefined;
+    if (!this.bufferedBody || !this.contentType?.includes("json")) return undefined;
     return modelFromJsonPrefix(new Uint8Array(this.bufferedBody, 0, Math.min(this.bufferedBody.byteLength, MODEL_SCAN_LIMIT)));
   }
 

@@ -91,11 +91,12 @@ export class StreamIdleTimeout extends Error {
 /**
  * Forwards `req` to the backend. The request body streams through unparsed; the response body
  * streams back as it arrives. A client that leaves aborts the backend call at once.
+ * @param pathAndQuery the request's path and query, appended to the backend's URL.
  * @returns the backend's response for the client; throws ProxyError when the backend failed
  *   before its response head (502, or 504 on timeout).
  */
-export async function forward(req: Request, url: URL, opts: ForwardOptions): Promise<Response> {
-  const target = opts.backend + url.pathname + url.search;
+export async function forward(req: Request, pathAndQuery: string, opts: ForwardOptions): Promise<Response> {
+  const target = opts.backend + pathAndQuery;
   const headers = backendRequestHeaders(req.headers, { userIdHeaders: opts.userIdHeaders, userId: opts.userId });
   if (opts.requestId) headers.set(REQUEST_ID_HEADER, opts.requestId);
   const observer = opts.observer;

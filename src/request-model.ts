@@ -7,10 +7,11 @@ export const MODEL_SCAN_LIMIT = 64 * 1024;
  * Whether a request body is worth reading before forwarding to learn its model: JSON of a known,
  * small size. Measured on Bun 1.4.5: forwarding such a body as one buffer costs less CPU than
  * streaming it, and larger or unsized bodies stream untouched.
+ * @param length the announced Content-Length (NaN when there is none).
+ * @param contentType the Content-Type header.
  */
-export function smallJsonBody(headers: Headers): boolean {
-  const length = Number(headers.get("content-length") ?? NaN);
-  return length > 0 && length <= MODEL_SCAN_LIMIT && (headers.get("content-type")?.includes("json") ?? false);
+export function smallJsonBody(length: number, contentType: string | null): boolean {
+  return length > 0 && length <= MODEL_SCAN_LIMIT && (contentType?.includes("json") ?? false);
 }
 
 /** One decoder for all: one-shot decoding keeps no state. */

@@ -10,6 +10,7 @@ import { silentLogger, type Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { createObservability, type Exchange } from "./observe.ts";
 import { BackendFailure, forward } from "./proxy.ts";
+import { pathAndQuery } from "./request-target.ts";
 import { compileRouter, type Router } from "./router.ts";
 import type { SupervisorStatus } from "./supervisor.ts";
 import { VERSION } from "./version.ts";
@@ -136,8 +137,7 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
 
   async function handle(req: Request, srv: Server<undefined>, ex: Exchange): Promise<Response> {
     const s = state; // this request keeps the configuration it started with
-    const url = new URL(req.url);
-    const path = url.pathname;
+    const path = ex.path;
     if (path === OWN_ENDPOINTS.liveness || path === OWN_ENDPOINTS.livenessAlias) return json({ status: "alive" });
     if (s.access && !s.access(req.headers)) {
       return errorResponse(
@@ -150,7 +150,8 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
       const own = await ownEndpoint(path, req, s);
       if (own) return own;
     }
-    const limited = checkLimits(req, s.config.limits, srv.pendingRequests);
+    const contentLength = req.headers.get("content-length");
+    const limited = checkLimits(req, contentLength, s.config.limits, srv.pendingRequests);
     if (limited) return errorResponse(limited);
     const child = litellm?.();
     if (child && child.state !== "ready") return errorResponse(notReady(child));
@@ -161,16 +162,16 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
     // exchange runs. The connection's idle timeout comes back once it is over (keep-alive idling).
     srv.timeout(req, 0);
     ex.onComplete(() => restoreIdleTimeout(srv, req, idleSeconds));
-    return forwardToPool(req, url, routed.decision.user_id, s, ex);
+    return forwardToPool(req, contentLength, routed.decision.user_id, s, ex);
   }
 
-  async function forwardToPool(req: Request, url: URL, userId: string, s: State, ex: Exchange): Promise<Response> {
+  async function forwardToPool(req: Request, contentLength: string | null, userId: string, s: State, ex: Exchange): Promise<Response> {
     const { config: c, pool } = s;
     // A body can be sent again only if it was kept: worth it when another backend could take it.
     // A small JSON body is kept too: the access line and token counters read its model afterwards.
     let body: ArrayBuffer | undefined;
-    const length = Number(req.headers.get("content-length") ?? NaN);
-    const keep = (pool.size > 1 && length <= c.backendPool.retry_body_size) || ex.wantsBody();
+    const length = Number(contentLength ?? NaN);
+    const keep = ex.wantsBody(contentLength) || (pool.size > 1 && length <= c.backendPool.retry_body_size);
     if (keep && !NO_BODY.has(req.method)) body = await req.arrayBuffer();
     const stream = body === undefined && req.body !== null && !NO_BODY.has(req.method);
     // One slot for all attempts, held until the answer (a stream's head, or a small body whole) is in.
@@ -183,6 +184,7 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
       release = admission.release;
       ex.keepaliveWaitEnded(admission.waitedMs, admission.gotSlot);
     }
+    const target = pathAndQuery(req.url);
     const tried = new Set<Backend>();
     try {
       for (;;) {
@@ -191,7 +193,7 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
         backend.inFlight++;
         let answered = false;
         try {
-          const res = await forward(req, url, {
+          const res = await forward(req, target, {
             backend: backend.url,
             body: stream ? undefined : body,
             userIdHeaders: s.userIdHeaders,
@@ -214,7 +216,7 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
             pool.markDown(backend, err.message);
             const next = err.kind === "connect" && !stream ? pool.pick(tried) : undefined;
             if (next) {
-              logger.warn("backend refused the connection; retrying on another", { request_id: ex.id, backend: backend.url, next: next.url, path: url.pathname });
+              logger.warn("backend refused the connection; retrying on another", { request_id: ex.id, backend: backend.url, next: next.url, path: ex.path });
               continue;
             }
           }
@@ -352,13 +354,12 @@ function rejection(status: 400 | 403, message: string): ProxyError {
 }
 
 /** The configured limits on one request, checked before anything is forwarded. */
-function checkLimits(req: Request, limits: Config["limits"], pending: number): ProxyError | null {
+function checkLimits(req: Request, length: string | null, limits: Config["limits"], pending: number): ProxyError | null {
   if (pending > limits.max_concurrent_requests) {
     return new ProxyError(503, "overloaded", `memproxy is serving its maximum of ${limits.max_concurrent_requests} requests at once; retry shortly`, {
       "retry-after": "1",
     });
   }
-  const length = req.headers.get("content-length");
   if (length !== null && Number(length) > limits.max_body_size) {
     return new ProxyError(413, "request_too_large", `The request body (${length} bytes) is larger than memproxy's limit of ${limits.max_body_size} bytes (memproxy.limits.max_body_size)`, {
       connection: "close",

@@ -38,15 +38,15 @@ describe("the model named by a JSON request body", () => {
 });
 
 describe("which bodies are read ahead", () => {
-  const h = (init: Record<string, string>) => new Headers(init);
+  const readAhead = (init: Record<string, string>) => smallJsonBody(Number(init["content-length"] ?? NaN), init["content-type"] ?? null);
   test("JSON with a length up to the scan limit", () => {
-    expect(smallJsonBody(h({ "content-type": "application/json", "content-length": "70" }))).toBe(true);
-    expect(smallJsonBody(h({ "content-type": "application/json; charset=utf-8", "content-length": String(MODEL_SCAN_LIMIT) }))).toBe(true);
+    expect(readAhead({ "content-type": "application/json", "content-length": "70" })).toBe(true);
+    expect(readAhead({ "content-type": "application/json; charset=utf-8", "content-length": String(MODEL_SCAN_LIMIT) })).toBe(true);
   });
   test("not larger JSON, unsized (chunked) bodies, empty bodies or other types", () => {
-    expect(smallJsonBody(h({ "content-type": "application/json", "content-length": String(MODEL_SCAN_LIMIT + 1) }))).toBe(false);
-    expect(smallJsonBody(h({ "content-type": "application/json" }))).toBe(false);
-    expect(smallJsonBody(h({ "content-type": "application/json", "content-length": "0" }))).toBe(false);
-    expect(smallJsonBody(h({ "content-type": "multipart/form-data", "content-length": "70" }))).toBe(false);
+    expect(readAhead({ "content-type": "application/json", "content-length": String(MODEL_SCAN_LIMIT + 1) })).toBe(false);
+    expect(readAhead({ "content-type": "application/json" })).toBe(false);
+    expect(readAhead({ "content-type": "application/json", "content-length": "0" })).toBe(false);
+    expect(readAhead({ "content-type": "multipart/form-data", "content-length": "70" })).toBe(false);
   });
 });
