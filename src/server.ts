@@ -135,7 +135,8 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
     return undefined;
   }
 
-  async function handle(req: Request, srv: Server<undefined>, ex: Exchange): Promise<Response> {
+  // Not async: an own endpoint's answer or a refusal is returned at once, a forward's promise as it is.
+  function handle(req: Request, srv: Server<undefined>, ex: Exchange): Response | Promise<Response> {
     const s = state; // this request keeps the configuration it started with
     const path = ex.path;
     if (path === OWN_ENDPOINTS.liveness || path === OWN_ENDPOINTS.livenessAlias) return json({ status: "alive" });
@@ -147,9 +148,13 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
       );
     }
     if ((req.method === "GET" || req.method === "HEAD") && path in OWN_PATHS) {
-      const own = await ownEndpoint(path, req, s);
-      if (own) return own;
+      return ownEndpoint(path, req, s).then((own) => own ?? proxied(req, srv, ex, s));
     }
+    return proxied(req, srv, ex, s);
+  }
+
+  /** A request that is not for memproxy itself: checked, routed and forwarded. */
+  function proxied(req: Request, srv: Server<undefined>, ex: Exchange, s: State): Response | Promise<Response> {
     const contentLength = req.headers.get("content-length");
     const limited = checkLimits(req, contentLength, s.config.limits, srv.pendingRequests);
     if (limited) return errorResponse(limited);

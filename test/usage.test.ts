@@ -184,6 +184,21 @@ describe("JSON bodies", () => {
     expect(parse(JSON_TYPE, [enc.encode(withReal)])).toEqual({ inputTokens: 2, outputTokens: 3 });
   });
 
+  test("usage is found from the end of the body: pretty-printed, after multi-byte text, at every split", () => {
+    const body = { id: "c", model: "gpt-4o-ünï", choices: [{ message: { content: "Grüße 👋 \"usage\": {\"prompt_tokens\": 1}" } }], usage: { prompt_tokens: 12, completion_tokens: 4 } };
+    expectAtEverySplit(JSON_TYPE, JSON.stringify(body, null, 2), { inputTokens: 12, outputTokens: 4, model: "gpt-4o-ünï" });
+  });
+
+  test("in a whole body, a \"usage\" inside a later string is skipped for the real key before it", () => {
+    const text = JSON.stringify({ usage: { prompt_tokens: 9, completion_tokens: 8 }, note: 'say "usage": {"prompt_tokens": 1}' });
+    expect(parse(JSON_TYPE, [enc.encode(text)])).toEqual({ inputTokens: 9, outputTokens: 8 });
+  });
+
+  test("a \"usage\" that is not followed by an object is passed over", () => {
+    const text = `{"model":"m","usage":{"prompt_tokens":5,"completion_tokens":6},"meta":{"usage":null},"tags":["usage"]}`;
+    expect(parse(JSON_TYPE, [enc.encode(text)])).toEqual({ inputTokens: 5, outputTokens: 6, model: "m" });
+  });
+
   test("an error body or non-JSON text reports no usage", () => {
     expect(parse(JSON_TYPE, [enc.encode(`{"error":{"message":"no"}}`)])).toBeUndefined();
     expect(parse(JSON_TYPE, [enc.encode(`<html>`)])).toBeUndefined();
