@@ -130,8 +130,9 @@ export async function forward(req: Request, pathAndQuery: string, opts: ForwardO
     });
     // A small answer of announced length (a non-streamed completion, a model list) comes in one
     // piece: taking it whole is cheaper than passing it through a stream and holds back nothing a
-    // client could use. It is still covered by the first-byte timeout.
-    if (res.body && isSmallFixedBody(res.headers)) small = await res.arrayBuffer();
+    // client could use. It is still covered by the first-byte timeout. (The answer's `body` is not
+    // looked at to see whether it has one: that makes it a stream; the method and status tell.)
+    if (hasBody(req.method, res.status) && isSmallFixedBody(res.headers)) small = await res.arrayBuffer();
   } catch (err) {
     if (watching) req.signal.removeEventListener("abort", onClientAbort);
     throw backendFailure(opts.backend, upstream.signal.reason ?? err, err);
@@ -158,6 +159,11 @@ export async function forward(req: Request, pathAndQuery: string, opts: ForwardO
 
 /** Largest response body taken whole rather than streamed. */
 const SMALL_BODY = 64 * 1024;
+
+/** Whether an answer to `method` with `status` has a body (RFC 9110: never for HEAD, 204 or 304). */
+function hasBody(method: string, status: number): boolean {
+  return method !== "HEAD" && status !== 204 && status !== 304;
+}
 
 function isSmallFixedBody(headers: Headers): boolean {
   const length = headers.get("content-length");

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { manualStream, readJson, startBackend, textReader } from "./support/backend.ts";
+import { echo, manualStream, readJson, startBackend, textReader } from "./support/backend.ts";
 import { startProxy } from "./support/memproxy.ts";
 import { rawExchange } from "./support/raw-http.ts";
 
@@ -52,6 +52,29 @@ describe("forwarding", () => {
     const res = await fetch(proxy.url + "/", { method: "HEAD", headers: { "user-agent": "Bun/1.3" } });
     expect(res.status).toBe(200);
     expect((await arrived).method).toBe("HEAD");
+  });
+
+  test("answers without a body (HEAD, 204, 304, an empty 200) arrive as the backend sent them", async () => {
+    backend.handler = (req) => {
+      const kind = new URL(req.url).pathname;
+      if (kind === "/head") return new Response(null, { headers: { "content-type": "application/json", "content-length": "1234" } });
+      if (kind === "/204") return new Response(null, { status: 204, headers: { "x-kind": "no-content" } });
+      if (kind === "/304") return new Response(null, { status: 304, headers: { etag: '"v1"' } });
+      return new Response("", { headers: { "content-type": "application/json", "content-length": "0" } });
+    };
+    try {
+      const ask = async (base: string, method: string, path: string) => {
+        const res = await fetch(base + path, { method });
+        return { status: res.status, length: res.headers.get("content-length"), etag: res.headers.get("etag"), kind: res.headers.get("x-kind"), body: await res.text() };
+      };
+      for (const [method, path] of [["HEAD", "/head"], ["GET", "/204"], ["GET", "/304"], ["GET", "/empty"]] as const) {
+        const direct = await ask(backend.url, method, path);
+        expect({ path, ...(await ask(proxy.url, method, path)) }).toEqual({ path, ...direct });
+      }
+      expect((await ask(proxy.url, "HEAD", "/head")).length).toBe("1234");
+    } finally {
+      backend.handler = echo;
+    }
   });
 
   test("injects the decided user id in every configured header; Host is the backend's", async () => {
