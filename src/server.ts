@@ -190,11 +190,12 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
       ex.keepaliveWaitEnded(admission.waitedMs, admission.gotSlot);
     }
     const target = pathAndQuery(req.url);
-    const tried = new Set<Backend>();
+    // The backends tried so far, made on the first failure: most calls never need it.
+    let tried: Set<Backend> | undefined;
+    let next = pool.pick()!;
     try {
       for (;;) {
-        const backend = pool.pick(tried)!;
-        tried.add(backend);
+        const backend = next;
         backend.inFlight++;
         let answered = false;
         try {
@@ -219,9 +220,11 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
           ex.backendFailed(err);
           if (err instanceof BackendFailure && (err.kind === "connect" || err.kind === "timeout")) {
             pool.markDown(backend, err.message);
-            const next = err.kind === "connect" && !stream ? pool.pick(tried) : undefined;
-            if (next) {
-              logger.warn("backend refused the connection; retrying on another", { request_id: ex.id, backend: backend.url, next: next.url, path: ex.path });
+            (tried ??= new Set()).add(backend);
+            const other = err.kind === "connect" && !stream ? pool.pick(tried) : undefined;
+            if (other) {
+              logger.warn("backend refused the connection; retrying on another", { request_id: ex.id, backend: backend.url, next: other.url, path: ex.path });
+              next = other;
               continue;
             }
           }

@@ -65,9 +65,10 @@ describe("several backends", () => {
     expect(live.received.every((r) => r.headers.get("x-sm-user-id") === "u1")).toBe(true);
     const health = await readJson(await fetch(p.url + "/health"));
     expect(health.status).toBe("degraded");
+    // Every attempt, the refused ones too, gave its in-flight count back.
     expect(health.backends).toEqual([
-      expect.objectContaining({ url: dead, status: "down" }),
-      expect.objectContaining({ url: live.url, status: "up" }),
+      expect.objectContaining({ url: dead, status: "down", in_flight: 0 }),
+      expect.objectContaining({ url: live.url, status: "up", in_flight: 0 }),
     ]);
   });
 
