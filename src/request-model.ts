@@ -17,6 +17,28 @@ export function smallJsonBody(length: number, contentType: string | null): boole
 /** One decoder for all: one-shot decoding keeps no state. */
 const utf8 = new TextDecoder();
 
+/** The last model string read, and its JSON bytes (quotes included): a tool sends the same model again and again. */
+let lastModel: string | undefined;
+let lastModelJson = new Uint8Array(0);
+
+/** The JSON string at bytes[from, to) (quotes included), decoded; the last one is returned again without a new string. */
+function modelString(bytes: Uint8Array, from: number, to: number): string | undefined {
+  const last = lastModelJson;
+  if (to - from === last.length) {
+    let same = true;
+    for (let i = 0; i < last.length && same; i++) same = bytes[from + i] === last[i];
+    if (same) return lastModel;
+  }
+  const json = bytes.slice(from, to); // a copy: the body it comes from is not kept
+  try {
+    lastModel = JSON.parse(utf8.decode(json)) as string;
+    lastModelJson = json;
+    return lastModel;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The top-level "model" string of a JSON object, given as UTF-8 bytes that may be cut short. A hand
  * scan of the bytes rather than JSON.parse: the body may be a prefix, nothing before the key is
@@ -42,11 +64,7 @@ export function modelFromJsonPrefix(bytes: Uint8Array): string | undefined {
           if (bytes[v] !== 34) return undefined;
           const vEnd = stringEnd(bytes, v);
           if (vEnd < 0) return undefined;
-          try {
-            return JSON.parse(utf8.decode(bytes.subarray(v, vEnd + 1))) as string;
-          } catch {
-            return undefined;
-          }
+          return modelString(bytes, v, vEnd + 1);
         }
         i = colon;
       } else {

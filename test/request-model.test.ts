@@ -14,6 +14,16 @@ describe("the model named by a JSON request body", () => {
     expect(modelOf(text)).toBe(want);
   });
 
+  test("a model read again is the same; another of the same length is read anew", () => {
+    const body = new TextEncoder().encode('{"model":"gpt-4o","messages":[]}');
+    expect(modelFromJsonPrefix(body)).toBe("gpt-4o");
+    body.set(new TextEncoder().encode("gpt-5o"), 10); // the same body's bytes changed in place
+    expect(modelFromJsonPrefix(body)).toBe("gpt-5o");
+    expect(modelOf('{"model":"gpt-5o"}')).toBe("gpt-5o");
+    expect(modelOf('{"model":"gpt\u0035o"}')).toBe("gpt5o");
+    expect(modelOf('{"model":"gpt-4o"}')).toBe("gpt-4o");
+  });
+
   test("only a top-level model counts, not one inside messages, metadata or strings", () => {
     expect(modelOf('{"metadata":{"model":"inner"},"messages":[{"model":"x"}],"note":"\\"model\\":\\"s\\""}')).toBeUndefined();
     expect(modelOf('{"metadata":{"model":"inner"},"model":"outer"}')).toBe("outer");
