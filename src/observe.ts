@@ -123,7 +123,7 @@ export class Exchange implements ForwardObserver {
   private ttfbMs: number | undefined;
   private bytesIn = 0;
   private bytesOut = 0;
-  private bufferedBody: ArrayBuffer | undefined;
+  private bufferedBody: Uint8Array | undefined;
   /** The request's announced Content-Length (NaN: none) and Content-Type, read once by wantsBody. */
   private declaredLength = NaN;
   private contentType: string | null = null;
@@ -222,8 +222,8 @@ export class Exchange implements ForwardObserver {
     return smallJsonBody(this.declaredLength, this.contentType);
   }
 
-  requestBody(body: ReadableStream<Uint8Array> | ArrayBuffer): void {
-    if (body instanceof ArrayBuffer) {
+  requestBody(body: ReadableStream<Uint8Array> | Uint8Array): void {
+    if (body instanceof Uint8Array) {
       this.bytesIn = body.byteLength;
       this.bufferedBody = body;
     } else {
@@ -269,7 +269,8 @@ export class Exchange implements ForwardObserver {
 
   private model(): string | undefined {
     if (!this.bufferedBody || !this.contentType?.includes("json")) return undefined;
-    return modelFromJsonPrefix(new Uint8Array(this.bufferedBody, 0, Math.min(this.bufferedBody.byteLength, MODEL_SCAN_LIMIT)));
+    const body = this.bufferedBody;
+    return modelFromJsonPrefix(body.length > MODEL_SCAN_LIMIT ? body.subarray(0, MODEL_SCAN_LIMIT) : body);
   }
 
   /** Writes the access line and the metrics, once. */

@@ -6,7 +6,7 @@ import { REQUEST_ID_HEADER } from "./request-id.ts";
 /** How to forward one request. */
 export interface ForwardOptions {
   /** The request body, when it was read ahead so it can be sent again; otherwise it streams from the request. */
-  body?: ArrayBuffer;
+  body?: Uint8Array;
   /** Backend base URL without a trailing slash, e.g. http://127.0.0.1:8765. */
   backend: string;
   /** Names of the headers that carry the user id. */
@@ -33,7 +33,7 @@ export type BodyOutcome = "complete" | "cancelled" | "failed";
  */
 export interface ForwardObserver {
   /** The request body about to be sent: a buffer when it was read ahead, else the client's stream (not to be read). */
-  requestBody(body: ReadableStream<Uint8Array> | ArrayBuffer): void;
+  requestBody(body: ReadableStream<Uint8Array> | Uint8Array): void;
   /** The backend's response head arrived. */
   responseHead(res: Response): void;
   /** A response body chunk, already handed on to the client. */
@@ -116,7 +116,7 @@ export async function forward(req: Request, pathAndQuery: string, opts: ForwardO
   }, Math.min(CLIENT_WATCH_MS, opts.firstByteTimeoutMs));
 
   let res: Response;
-  let small: ArrayBuffer | undefined;
+  let small: Uint8Array | undefined;
   try {
     res = await fetch(target, {
       method: req.method,
@@ -132,7 +132,7 @@ export async function forward(req: Request, pathAndQuery: string, opts: ForwardO
     // piece: taking it whole is cheaper than passing it through a stream and holds back nothing a
     // client could use. It is still covered by the first-byte timeout. (The answer's `body` is not
     // looked at to see whether it has one: that makes it a stream; the method and status tell.)
-    if (hasBody(req.method, res.status) && isSmallFixedBody(res.headers)) small = await res.arrayBuffer();
+    if (hasBody(req.method, res.status) && isSmallFixedBody(res.headers)) small = await res.bytes();
   } catch (err) {
     if (watching) req.signal.removeEventListener("abort", onClientAbort);
     throw backendFailure(opts.backend, upstream.signal.reason ?? err, err);
@@ -143,7 +143,7 @@ export async function forward(req: Request, pathAndQuery: string, opts: ForwardO
   observer?.responseHead(res);
   if (small !== undefined) {
     if (observer) {
-      observer.chunk(new Uint8Array(small));
+      observer.chunk(small);
       observer.end("complete");
     }
     return new Response(small, { status: res.status, statusText: res.statusText, headers: clientResponseHeaders(res.headers) });

@@ -174,10 +174,10 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
     const { config: c, pool } = s;
     // A body can be sent again only if it was kept: worth it when another backend could take it.
     // A small JSON body is kept too: the access line and token counters read its model afterwards.
-    let body: ArrayBuffer | undefined;
+    let body: Uint8Array | undefined;
     const length = Number(contentLength ?? NaN);
     const keep = ex.wantsBody(contentLength) || (pool.size > 1 && length <= c.backendPool.retry_body_size);
-    if (keep && !NO_BODY.has(req.method)) body = await req.arrayBuffer();
+    if (keep && !NO_BODY.has(req.method)) body = await req.bytes();
     const stream = body === undefined && req.body !== null && !NO_BODY.has(req.method);
     // One slot for all attempts, held until the answer (a stream's head, or a small body whole) is in.
     const entered = s.gate.enter();
