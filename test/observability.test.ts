@@ -103,6 +103,26 @@ describe("x-request-id", () => {
     expect(second.headers.get("x-request-id")).not.toBe(id);
   });
 
+  test("every kind of forwarded answer carries the id, in place of one the backend sent", async () => {
+    const big = "x".repeat(100 * 1024);
+    await using b = startBackend((req) => {
+      const kind = new URL(req.url).searchParams.get("kind");
+      const headers = { "x-request-id": "backend-own", "content-type": kind === "sse" ? "text/event-stream" : "application/json" };
+      if (kind === "sse") return new Response("data: {}\n\n", { headers });
+      return new Response(kind === "big" ? JSON.stringify({ big }) : "{}", { headers });
+    });
+    await using p = startObserved(config(b.url));
+    for (const kind of ["small", "big", "sse"]) {
+      const res = await fetch(`${p.url}/v1/chat/completions?kind=${kind}`, { method: "POST", body: "{}", headers: { "x-request-id": `mine-${kind}` } });
+      expect({ kind, id: res.headers.get("x-request-id"), bytes: (await res.text()).length }).toEqual({
+        kind,
+        id: `mine-${kind}`,
+        bytes: kind === "big" ? big.length + 10 : kind === "sse" ? 10 : 2,
+      });
+      expect((await p.accessLine(`mine-${kind}`)).status).toBe(200);
+    }
+  });
+
   test("a client's well-formed id is kept both ways; a malformed one is replaced, never echoed", async () => {
     await using b = startBackend();
     await using p = startObserved(config(b.url));
