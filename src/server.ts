@@ -153,7 +153,7 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
     return proxied(req, srv, ex, s);
   }
 
-  /** A request that is not for memproxy itself: checked, routed and forwarded. */
+  /** A request memproxy does not answer itself: checked, routed and forwarded. */
   function proxied(req: Request, srv: Server<undefined>, ex: Exchange, s: State): Response | Promise<Response> {
     const contentLength = req.headers.get("content-length");
     const limited = checkLimits(req, contentLength, s.config.limits, srv.pendingRequests);
