@@ -273,13 +273,13 @@ export class Exchange implements ForwardObserver {
     return modelFromJsonPrefix(body.length > MODEL_SCAN_LIMIT ? body.subarray(0, MODEL_SCAN_LIMIT) : body);
   }
 
-  /** Writes the access line and the metrics, once. */
   /** Runs `fn` when the exchange completes (its response body ended, or at once if it has). */
   onComplete(fn: () => void): void {
     if (this.done) fn();
     else this.completeHooks.push(fn);
   }
 
+  /** Runs the completion hooks, then writes the access line and the metrics, once. */
   private complete(): void {
     if (this.done) return;
     this.done = true;

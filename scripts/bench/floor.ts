@@ -8,6 +8,7 @@
 //   bun scripts/bench/floor.ts PORT BACKEND_URL     (PORT 0: any free port; prints {"port":N} once listening)
 import { CallGate } from "../../src/call-gate.ts";
 import { clientResponseHeaders } from "../../src/headers.ts";
+import { pathAndQuery } from "../../src/request-target.ts";
 
 const [port, backend] = [Number(Bun.argv[2]), Bun.argv[3]!];
 const SMALL = 64 * 1024;
@@ -23,13 +24,12 @@ const server = Bun.serve({
     const entered = gate.enter();
     const release = typeof entered === "function" ? entered : (await entered).release;
     try {
-      const url = req.url;
       const headers = new Headers(req.headers);
       headers.delete("host");
       headers.set("x-sm-user-id", "default-dev");
       const length = Number(req.headers.get("content-length") ?? NaN);
       const body = req.method === "GET" || req.method === "HEAD" ? undefined : length <= SMALL ? await req.arrayBuffer() : req.body;
-      const res = await fetch(backend + url.slice(url.indexOf("/", url.indexOf("//") + 2)), {
+      const res = await fetch(backend + pathAndQuery(req.url), {
         method: req.method,
         headers,
         body,
