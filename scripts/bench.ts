@@ -224,14 +224,15 @@ async function bench(): Promise<void> {
     await quiet(allPids, opts.settleMaxMs);
     const { streams, events, intervalMs } = opts.sse;
     log(`streaming: ${streams} concurrent SSE streams of ${events} events, ${intervalMs} ms apart, ${opts.rounds} round(s)`);
-    // Warm-up at the same concurrency (a quarter of the events), so that no path is measured while its
-    // runtime still compiles the stream code.
-    for (const p of paths) await sseRun(urls[p]!, streams, Math.ceil(events / 4), intervalMs, pidsOf[p]);
+    // Warm-up: one run of the measured size per path, so that no path (and not the client) is
+    // measured while its runtime still compiles the code of a stream's start, events and end.
+    const client = new SseClient();
+    for (const p of paths) await client.run(urls[p]!, streams, events, intervalMs, pidsOf[p]);
     const rounds: Round<SseMetrics>[] = [];
     for (let r = 0; r < opts.rounds; r++) {
       const round: Round<SseMetrics> = {};
       for (const p of order(r)) {
-        const res = await sseRun(urls[p]!, streams, events, intervalMs, pidsOf[p]);
+        const res = await client.run(urls[p]!, streams, events, intervalMs, pidsOf[p]);
         round[p] = {
           delayP50: res.delayP50,
           delayP99: res.delayP99,
@@ -249,6 +250,7 @@ async function bench(): Promise<void> {
       }
       rounds.push(round);
     }
+    await client.stop();
     results.sse = { streams, events, intervalMs, rounds };
   }
   if (opts.scenarios.includes("upload")) {
@@ -418,18 +420,47 @@ async function wrk(bin: string, base: string, conns: number, seconds: number, pi
   };
 }
 
-/** One streaming run in its own client process, so the client's work does not share our loop. */
-async function sseRun(base: string, streams: number, events: number, intervalMs: number, pids: number[]): Promise<SseResult & { cpuMs: number }> {
-  const cpu0 = cpuMsOf(pids);
-  const proc = spawnChild(
-    [process.execPath, join(HERE, "sse-client.ts"), "--url", base, "--streams", String(streams), "--events", String(events), "--interval-ms", String(intervalMs)],
-    { stdout: "pipe", stderr: "pipe" },
-  );
-  const [out, err, code] = await Promise.all([(proc.stdout as ReadableStream).text(), (proc.stderr as ReadableStream).text(), proc.exited]);
-  const cpuMs = cpuMsOf(pids) - cpu0;
-  if (code !== 0) throw new Error(`the SSE client failed (exit ${code}): ${err}`);
-  await Bun.sleep(300);
-  return { ...(JSON.parse(out) as SseResult), cpuMs };
+/**
+ * The streaming client: one process, outside our loop, for every streaming run. It stays up from the
+ * warm-up to the last round, so that its runtime has compiled its event handling before the first
+ * measured run: a fresh client per run showed its own compiling as bursts of late events on every
+ * path, direct included, larger through a proxy.
+ */
+class SseClient {
+  private proc = spawnChild([process.execPath, join(HERE, "sse-client.ts"), "--serve"], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  private lines = lines(this.proc.stdout as ReadableStream<Uint8Array>);
+
+  /** One run through `base`; `pids` are the path's own processes, whose CPU time it measures. */
+  async run(base: string, streams: number, events: number, intervalMs: number, pids: number[]): Promise<SseResult & { cpuMs: number }> {
+    const cpu0 = cpuMsOf(pids);
+    const stdin = this.proc.stdin as import("bun").FileSink;
+    stdin.write(JSON.stringify({ url: base, streams, events, intervalMs }) + "\n");
+    stdin.flush();
+    const { value: out, done } = await this.lines.next();
+    const cpuMs = cpuMsOf(pids) - cpu0;
+    if (done) throw new Error(`the SSE client exited (code ${await this.proc.exited}); its error is above`);
+    await Bun.sleep(300);
+    return { ...(JSON.parse(out) as SseResult), cpuMs };
+  }
+
+  async stop(): Promise<void> {
+    (this.proc.stdin as import("bun").FileSink).end();
+    await stopChild(this.proc);
+  }
+}
+
+/** The lines of a text stream. */
+async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let pending = "";
+  for await (const chunk of stream) {
+    pending += decoder.decode(chunk, { stream: true });
+    let nl: number;
+    while ((nl = pending.indexOf("\n")) >= 0) {
+      yield pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+    }
+  }
 }
 
 /** POSTs the body once; checks the backend got every byte; returns the time in ms. */

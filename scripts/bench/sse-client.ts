@@ -2,6 +2,8 @@
 // read is seen as it happens), and measures each event's arrival delay, order and batching.
 // `bun scripts/bench/sse-client.ts --url http://127.0.0.1:PORT [--streams 100] [--events 200] [--interval-ms 10]`
 // prints one JSON object (SseResult) on stdout.
+// `bun scripts/bench/sse-client.ts --serve` runs one SseRun (a JSON line) per line read from stdin and
+// answers each with one SseResult line: the bench keeps one warm client for all its runs.
 import { parseArgs } from "node:util";
 import { batchedInRead, HttpResponseParser, SseSplitter } from "./sse.ts";
 import { percentile, sortedSamples } from "./stats.ts";
@@ -29,8 +31,17 @@ export interface SseResult {
 
 const now = () => performance.timeOrigin + performance.now();
 
+/** One run: `streams` concurrent streams of `events` events, `intervalMs` apart, through `url`. */
+export interface SseRun {
+  url: string;
+  streams: number;
+  events: number;
+  intervalMs: number;
+  userAgent: string;
+}
+
 /** Runs the streams and resolves with the measurements. */
-export async function runSse(opts: { url: string; streams: number; events: number; intervalMs: number; userAgent: string }): Promise<SseResult> {
+export async function runSse(opts: SseRun): Promise<SseResult> {
   const { hostname, port, pathname } = new URL("/v1/chat/completions", opts.url);
   const delays = new Float64Array(opts.streams * opts.events);
   let received = 0;
@@ -133,19 +144,42 @@ export async function runSse(opts: { url: string; streams: number; events: numbe
   };
 }
 
+const CLAUDE_CODE = "claude-cli/2.1.197 (external, cli)";
+
+/** Answers each SseRun line on stdin with its SseResult line on stdout, until stdin ends. */
+async function serve(): Promise<void> {
+  let pending = "";
+  for await (const text of process.stdin) {
+    pending += text;
+    let nl: number;
+    while ((nl = pending.indexOf("\n")) >= 0) {
+      const line = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      if (!line.trim()) continue;
+      const run = { userAgent: CLAUDE_CODE, ...(JSON.parse(line) as Partial<SseRun>) } as SseRun;
+      process.stdout.write(JSON.stringify(await runSse(run)) + "\n");
+    }
+  }
+}
+
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Bun.argv.slice(2),
     options: {
+      serve: { type: "boolean", default: false },
       url: { type: "string" },
       streams: { type: "string", default: "100" },
       events: { type: "string", default: "200" },
       "interval-ms": { type: "string", default: "10" },
-      "user-agent": { type: "string", default: "claude-cli/2.1.197 (external, cli)" },
+      "user-agent": { type: "string", default: CLAUDE_CODE },
     },
   });
+  if (values.serve) {
+    await serve();
+    process.exit(0);
+  }
   if (!values.url) {
-    console.error("sse-client: --url is required");
+    console.error("sse-client: --url (or --serve) is required");
     process.exit(2);
   }
   const result = await runSse({
