@@ -92,7 +92,7 @@ const UserIdMappings = v.strictObject({
 const Listen = v.strictObject({
   host: v.optional(v.pipe(v.string(), v.trim(), v.minLength(1, "must not be empty")), "127.0.0.1"),
   port: v.optional(Int(0, 65535), 8764),
-  /** A client connection silent this long is closed (slow or stuck clients); proxied requests are exempt once routed. */
+  /** A client connection silent this long is closed (slow or stuck clients); a proxied request is exempt while its backend call runs long (see server.ts). */
   idle_timeout: v.optional(
     v.pipe(Duration, v.maxValue(255_000, "must be at most 255s (Bun's limit); 0 disables it")),
     10,

@@ -22,6 +22,11 @@ export interface ForwardOptions {
   requestId?: string;
   /** Watches the request and response bodies as they pass (metrics, usage, access log). */
   observer?: ForwardObserver;
+  /**
+   * Called when the call turns out long: its backend has not answered within CLIENT_WATCH_MS, or its
+   * answer streams (it may be called again, e.g. on a retry). A quick answer taken whole never calls it.
+   */
+  onLongCall?: () => void;
 }
 
 /** How a response body ended: read to its end, cancelled by the client, or cut by an error. */
@@ -109,6 +114,7 @@ export async function forward(req: Request, pathAndQuery: string, opts: ForwardO
   // that left before is seen at once), so that an abandoned LLM call is cancelled.
   let watching = false;
   let firstByteTimer = setTimeout(() => {
+    opts.onLongCall?.();
     watching = true;
     if (req.signal.aborted) return onClientAbort();
     req.signal.addEventListener("abort", onClientAbort, { once: true });
@@ -150,6 +156,7 @@ export async function forward(req: Request, pathAndQuery: string, opts: ForwardO
   }
   const resBody = res.body && (opts.streamIdleTimeoutMs > 0 || observer) ? passThrough(res.body, opts.streamIdleTimeoutMs, upstream, observer) : res.body;
   if (!res.body) observer?.end("complete");
+  else opts.onLongCall?.();
   return new Response(resBody, {
     status: res.status,
     statusText: res.statusText,

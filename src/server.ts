@@ -163,14 +163,10 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
     const routed = s.router(req.headers);
     if (!routed.ok) return errorResponse(rejection(routed.rejection.status, routed.rejection.message));
     ex.routed(routed.decision);
-    // An LLM may think for minutes before its first byte or between events: no idle cut while the
-    // exchange runs. The connection's idle timeout comes back once it is over (keep-alive idling).
-    srv.timeout(req, 0);
-    ex.onComplete(() => restoreIdleTimeout(srv, req, idleSeconds));
-    return forwardToPool(req, contentLength, routed.decision.user_id, s, ex);
+    return forwardToPool(req, contentLength, routed.decision.user_id, s, ex, idleTimeoutLifter(srv, req, ex, idleSeconds));
   }
 
-  async function forwardToPool(req: Request, contentLength: string | null, userId: string, s: State, ex: Exchange): Promise<Response> {
+  async function forwardToPool(req: Request, contentLength: string | null, userId: string, s: State, ex: Exchange, onLongCall: () => void): Promise<Response> {
     const { config: c, pool } = s;
     // A body can be sent again only if it was kept: worth it when another backend could take it.
     // A small JSON body is kept too: the access line and token counters read its model afterwards.
@@ -209,6 +205,7 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
             maxBodyBytes: length >= 0 ? undefined : c.limits.max_body_size,
             requestId: ex.id,
             observer: ex,
+            onLongCall,
           });
           pool.markUp(backend);
           // The request stays in flight on this backend until its body (a stream, perhaps) has ended.
@@ -335,6 +332,26 @@ function buildState(config: Config, logger: Logger, previous?: State): State {
     pool,
     gate,
     userIdHeaders: [config.forward.user_id_header, ...config.forward.also_send_user_id_as],
+  };
+}
+
+/**
+ * An LLM may think for minutes before its first byte or between events: a backend call that turns out
+ * long (forward()'s onLongCall) lifts its client connection's idle timeout, which comes back once the
+ * exchange is over (keep-alive idling). A quick answer never touches it: two calls into Bun saved, and
+ * the timeout (at least 1 s) cannot run out within the CLIENT_WATCH_MS before a slow call is lifted.
+ */
+function idleTimeoutLifter(srv: Server<undefined>, req: Request, ex: Exchange, seconds: number): () => void {
+  let lifted = false;
+  return () => {
+    if (lifted) return;
+    lifted = true;
+    try {
+      srv.timeout(req, 0);
+    } catch {
+      return; // the connection is already gone
+    }
+    ex.onComplete(() => restoreIdleTimeout(srv, req, seconds));
   };
 }
 

@@ -130,18 +130,23 @@ describe("memproxy (compiled)", () => {
     expect(r.stderr).toContain(`127.0.0.1:${busy.port}: the port is already in use`);
   });
 
-  test("a stream that pauses longer than the connection idle timeout is not cut", async () => {
+  test("a stream that pauses, or a backend that thinks before its head, longer than the connection idle timeout is not cut", async () => {
     await using fixture = spawnMemproxy([process.execPath, join(import.meta.dir, "support", "paused-sse-fixture.ts")], {
-      env: { PAUSE_MS: "5000" },
+      env: { PAUSE_MS: "7000" },
     });
     const backendUrl = await fixture.waitForLine("http://");
-    // idle_timeout 2s (Bun cuts after 2-4 s): a proxied stream silent for 5 s is cut unless memproxy lifts it.
-    const cfg = file("pause.yaml", `litellm_backend_url: ${backendUrl}\nmemproxy:\n  listen: {port: 0, idle_timeout: 2}\n`);
+    // idle_timeout 1s (Bun cuts a silent connection after 1-5 s: its timer ticks every 4 s): a proxied
+    // call silent for 7 s, mid-stream or before its head, is cut unless memproxy lifts it.
+    const cfg = file("pause.yaml", `litellm_backend_url: ${backendUrl}\nmemproxy:\n  listen: {port: 0, idle_timeout: 1}\n`);
     await using mp = spawnMemproxy([bin, "--config", cfg], { cwd: dir });
     const url = await mp.listening();
-    const res = await fetch(url + "/v1/chat/completions", { method: "POST", body: "{}", headers: { "x-memory-user-id": "thinker" } });
-    const text = await res.text();
-    expect(text).toBe('data: {"seen_user":"thinker"}\n\ndata: after-pause\n\n');
+    // The slow head is asked with a GET: Bun does not apply the idle timeout once a request's body has been read.
+    const [stream, slowHead] = await Promise.all([
+      fetch(url + "/v1/chat/completions", { method: "POST", body: "{}", headers: { "x-memory-user-id": "thinker" } }).then((r) => r.text()),
+      fetch(url + "/slow-head", { headers: { "x-memory-user-id": "slow" } }).then(async (r) => [r.status, await r.json()]),
+    ]);
+    expect(stream).toBe('data: {"seen_user":"thinker"}\n\ndata: after-pause\n\n');
+    expect(slowHead).toEqual([200, { seen_user: "slow", after_ms: 7000 }]);
   });
 });
 

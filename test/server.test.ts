@@ -212,7 +212,10 @@ describe("limits and bad input", () => {
 
 describe("connections", () => {
   test("an idle keep-alive connection is closed after the idle timeout, also after a proxied stream lifted it", async () => {
-    await using b = startBackend();
+    // A streamed answer lifts the connection's idle timeout; it must come back once the stream is over.
+    await using b = startBackend(
+      () => new Response(new Blob(['data: {"bodyLength":2}\n\n']).stream(), { headers: { "content-type": "text/event-stream" } }),
+    );
     await using p = startProxy(`litellm_backend_url: ${b.url}\nmemproxy:\n  listen: {idle_timeout: 2}\n`);
     const { promise: closed, resolve: onClose } = Promise.withResolvers<void>();
     const { promise: answered, resolve: onAnswer } = Promise.withResolvers<string>();

@@ -1,6 +1,6 @@
 // A backend that stays silent for PAUSE_MS, as a thinking model does. Prints its URL on stdout's first line.
 //   POST /v1/chat/completions: one SSE event, PAUSE_MS of silence, then the rest of the stream.
-//   POST /slow-head: PAUSE_MS of silence before the response head (a non-streamed call), then JSON.
+//   /slow-head (any method): PAUSE_MS of silence before the response head (a non-streamed call), then JSON.
 const pauseMs = Number(process.env.PAUSE_MS ?? "2500");
 const enc = new TextEncoder();
 const server = Bun.serve({
