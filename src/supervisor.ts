@@ -257,7 +257,7 @@ export class Supervisor {
  * behave like memproxy, e.g. exit with it without running its own shutdown.
  */
 function childEnv(): Record<string, string | undefined> {
-  const { BUN_OPTIONS, BUN_CONFIG_MAX_HTTP_REQUESTS, BUN_FEATURE_FLAG_NO_ORPHANS, ...rest } = process.env;
+  const { BUN_OPTIONS, BUN_CONFIG_MAX_HTTP_REQUESTS, BUN_JSC_numberOfGCMarkers, BUN_FEATURE_FLAG_NO_ORPHANS, ...rest } = process.env;
   return rest;
 }
 

@@ -1,6 +1,6 @@
 // The compiled executable, driven as a user would.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
@@ -114,6 +114,21 @@ describe("memproxy (compiled)", () => {
     expect(backend.received[0]!.headers.get("x-sm-user-id")).toBe("claude-cli");
     mp.proc.kill("SIGTERM");
     expect(await mp.exited).toBe(0);
+  });
+
+  test.skipIf(process.platform !== "linux")("re-executes itself with its Bun settings, keeping any the user set", async () => {
+    await using mp = spawnMemproxy([bin, "--port", "0"], { cwd: dir, env: { BUN_CONFIG_MAX_HTTP_REQUESTS: "4096", BUN_JSC_numberOfGCMarkers: undefined, BUN_OPTIONS: undefined } });
+    await mp.listening();
+    // The same process (a service manager's PID) now runs with the settings in its environment.
+    const env = new Map(
+      readFileSync(`/proc/${mp.proc.pid}/environ`, "utf8")
+        .split("\0")
+        .filter(Boolean)
+        .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+    );
+    expect(env.get("BUN_JSC_numberOfGCMarkers")).toBe("1");
+    expect(env.get("BUN_OPTIONS")).toBe("--max-http-header-size=524288");
+    expect(env.get("BUN_CONFIG_MAX_HTTP_REQUESTS")).toBe("4096");
   });
 
   test("SIGINT stops it too", async () => {
