@@ -15,6 +15,7 @@ import { compileRouter } from "../src/router.ts";
 import { nginxConfig, ROUTING_PROBES } from "./bench/nginx.ts";
 import {
   cpuMsOf,
+  lines,
   firstProxiedAnswer,
   freePort,
   machineBusy,
@@ -446,20 +447,6 @@ class SseClient {
   async stop(): Promise<void> {
     (this.proc.stdin as import("bun").FileSink).end();
     await stopChild(this.proc);
-  }
-}
-
-/** The lines of a text stream. */
-async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  const decoder = new TextDecoder();
-  let pending = "";
-  for await (const chunk of stream) {
-    pending += decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = pending.indexOf("\n")) >= 0) {
-      yield pending.slice(0, nl);
-      pending = pending.slice(nl + 1);
-    }
   }
 }
 

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { parseConfig } from "../src/config.ts";
 import { compileRouter } from "../src/router.ts";
 import { nginxConfig, routingMaps, ROUTING_PROBES } from "../scripts/bench/nginx.ts";
+import { lines } from "../scripts/bench/procs.ts";
 import { summarize, table, type BenchResults, type WrkMetrics } from "../scripts/bench/report.ts";
 import { batchedInRead, HttpResponseParser, SseSplitter } from "../scripts/bench/sse.ts";
 import { median, percentile, sortedSamples } from "../scripts/bench/stats.ts";
@@ -219,5 +220,23 @@ describe("summary", () => {
     expect(p99.floorVsNginx).toBe("+0.20 ms");
     expect(p99.pass).toBe(false);
     expect(table(rows).split("\n")[0]).toContain("| bun floor |");
+  });
+});
+
+describe("lines", () => {
+  test("splits on newlines whatever the chunks, a character split between chunks included; keeps an unfinished last line", async () => {
+    const enc = new TextEncoder();
+    const bytes = enc.encode('{"a":1}\n{"b":"é"}\n\nlast');
+    const at = bytes.indexOf(0xa9); // the second byte of "é"
+    const chunks = [bytes.subarray(0, 3), bytes.subarray(3, at), bytes.subarray(at)];
+    const got: string[] = [];
+    const stream = new ReadableStream<Uint8Array>({
+      start(c) {
+        for (const chunk of chunks) c.enqueue(chunk);
+        c.close();
+      },
+    });
+    for await (const line of lines(stream)) got.push(line);
+    expect(got).toEqual(['{"a":1}', '{"b":"é"}', "", "last"]);
   });
 });

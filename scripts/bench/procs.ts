@@ -1,5 +1,5 @@
 // Processes for the benchmark: free ports, children that are always stopped, resident memory
-// from /proc, and waiting for a proxy's first proxied answer.
+// from /proc, waiting for a proxy's first proxied answer, and reading a stream line by line.
 import { readdirSync, readFileSync } from "node:fs";
 import type { Subprocess } from "bun";
 
@@ -136,4 +136,20 @@ export async function machineBusy(ms = 1000): Promise<number> {
   await Bun.sleep(ms);
   const b = read();
   return b.total > a.total ? 1 - (b.idle - a.idle) / (b.total - a.total) : 0;
+}
+
+/** The lines of a text stream (a child's output, our stdin), without their "\n"; an unfinished last line too. */
+export async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let pending = "";
+  for await (const chunk of stream) {
+    pending += decoder.decode(chunk, { stream: true });
+    let nl: number;
+    while ((nl = pending.indexOf("\n")) >= 0) {
+      yield pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+    }
+  }
+  pending += decoder.decode();
+  if (pending) yield pending;
 }

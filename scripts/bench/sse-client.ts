@@ -5,6 +5,7 @@
 // `bun scripts/bench/sse-client.ts --serve` runs one SseRun (a JSON line) per line read from stdin and
 // answers each with one SseResult line: the bench keeps one warm client for all its runs.
 import { parseArgs } from "node:util";
+import { lines } from "./procs.ts";
 import { batchedInRead, HttpResponseParser, SseSplitter } from "./sse.ts";
 import { percentile, sortedSamples } from "./stats.ts";
 
@@ -148,17 +149,10 @@ const CLAUDE_CODE = "claude-cli/2.1.197 (external, cli)";
 
 /** Answers each SseRun line on stdin with its SseResult line on stdout, until stdin ends. */
 async function serve(): Promise<void> {
-  let pending = "";
-  for await (const text of process.stdin) {
-    pending += text;
-    let nl: number;
-    while ((nl = pending.indexOf("\n")) >= 0) {
-      const line = pending.slice(0, nl);
-      pending = pending.slice(nl + 1);
-      if (!line.trim()) continue;
-      const run = { userAgent: CLAUDE_CODE, ...(JSON.parse(line) as Partial<SseRun>) } as SseRun;
-      process.stdout.write(JSON.stringify(await runSse(run)) + "\n");
-    }
+  for await (const line of lines(Bun.stdin.stream())) {
+    if (!line.trim()) continue;
+    const run = { userAgent: CLAUDE_CODE, ...(JSON.parse(line) as Partial<SseRun>) } as SseRun;
+    process.stdout.write(JSON.stringify(await runSse(run)) + "\n");
   }
 }
 

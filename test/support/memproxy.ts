@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../../src/config.ts";
 import { startServer, type ServerHandle, type ServerOptions } from "../../src/server.ts";
+import { lines as linesOf } from "../../scripts/bench/procs.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 
@@ -52,21 +53,12 @@ export function spawnMemproxy(cmd: string[], options: { cwd?: string; env?: Reco
   let ended = false;
   const endWaiters: (() => void)[] = [];
   const pump = async (stream: ReadableStream<Uint8Array>) => {
-    const dec = new TextDecoder();
-    let partial = "";
-    for await (const chunk of stream) {
-      partial += dec.decode(chunk, { stream: true });
-      let nl: number;
-      while ((nl = partial.indexOf("\n")) >= 0) {
-        const line = partial.slice(0, nl);
-        partial = partial.slice(nl + 1);
-        lines.push(line);
-        for (let i = watchers.length - 1; i >= 0; i--) {
-          if (watchers[i]!.test(line)) watchers.splice(i, 1)[0]!.resolve(line);
-        }
+    for await (const line of linesOf(stream)) {
+      lines.push(line);
+      for (let i = watchers.length - 1; i >= 0; i--) {
+        if (watchers[i]!.test(line)) watchers.splice(i, 1)[0]!.resolve(line);
       }
     }
-    if (partial) lines.push(partial);
   };
   const pumped = Promise.all([pump(proc.stdout), pump(proc.stderr)]).then(() => {
     ended = true;
