@@ -192,8 +192,13 @@ export class Exchange implements ForwardObserver {
     return new Response(INTERNAL_ERROR_BODY, { status: 500, headers: { "content-type": "application/json" } });
   }
 
-  /** Stamps x-request-id on the response; completes the exchange unless its body is still being watched. */
+  /**
+   * Stamps x-request-id on the response; completes the exchange unless its body is still being watched.
+   * A backend's answer (its head was seen) was made by forward(), which set the id already
+   * (ForwardOptions.requestId): setting it on a made Response costs more (its headers get a JS object).
+   */
   reply(res: Response): Response {
+    if (this.headSeen && this.outcome !== "crashed") return res;
     try {
       res.headers.set(REQUEST_ID_HEADER, this.id);
     } catch {

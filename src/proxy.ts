@@ -18,7 +18,7 @@ export interface ForwardOptions {
   streamIdleTimeoutMs: number;
   /** Limit for a streamed body of unannounced length (chunked); beyond it the call ends with 413. */
   maxBodyBytes?: number;
-  /** Sent to the backend as x-request-id. */
+  /** Sent to the backend as x-request-id, and set on the response for the client (replacing the backend's own). */
   requestId?: string;
   /** Watches the request and response bodies as they pass (metrics, usage, access log). */
   observer?: ForwardObserver;
@@ -147,12 +147,15 @@ export async function forward(req: Request, pathAndQuery: string, opts: ForwardO
   }
 
   observer?.responseHead(res);
+  // The client's headers are the backend response's own, cleaned in place, given to the new Response.
+  const clientHeaders = clientResponseHeaders(res.headers);
+  if (opts.requestId) clientHeaders.set(REQUEST_ID_HEADER, opts.requestId);
   if (small !== undefined) {
     if (observer) {
       observer.chunk(small);
       observer.end("complete");
     }
-    return new Response(small, { status: res.status, statusText: res.statusText, headers: clientResponseHeaders(res.headers) });
+    return new Response(small, { status: res.status, statusText: res.statusText, headers: clientHeaders });
   }
   const resBody = res.body && (opts.streamIdleTimeoutMs > 0 || observer) ? passThrough(res.body, opts.streamIdleTimeoutMs, upstream, observer) : res.body;
   if (!res.body) observer?.end("complete");
@@ -160,7 +163,7 @@ export async function forward(req: Request, pathAndQuery: string, opts: ForwardO
   return new Response(resBody, {
     status: res.status,
     statusText: res.statusText,
-    headers: clientResponseHeaders(res.headers),
+    headers: clientHeaders,
   });
 }
 
