@@ -3,7 +3,7 @@
 // ratios and targets; writes .bench/results-*.json.
 //
 //   bun scripts/bench.ts [--quick] [--rounds N] [--duration S] [--only json,sse,upload,startup]
-//                        [--binary PATH] [--no-install]
+//                        [--binary PATH] [--lean] [--no-install]
 //   bun scripts/bench.ts --compare A.json B.json
 //
 // Exits 0 when it measured (even if a target failed: this is a measurement), 1 when it could not run.
@@ -48,6 +48,7 @@ const { values: args } = parseArgs({
     duration: { type: "string" },
     only: { type: "string" },
     binary: { type: "string" },
+    lean: { type: "boolean", default: false },
     "no-install": { type: "boolean", default: false },
     compare: { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
@@ -82,7 +83,11 @@ const opts = {
   startupRuns: quick ? 3 : 7,
   settleMaxMs: quick ? 10_000 : 20_000,
   scenarios: (args.only?.split(",") ?? [...SCENARIOS]) as string[],
+  /** memproxy without its access line, metrics and token counting (--lean). */
+  lean: args.lean!,
 };
+/** What memproxy's bench config is given besides its backend and port: --lean turns the observation off. */
+const CONFIG_ENV = opts.lean ? { BENCH_LOG_LEVEL: "warn", BENCH_METRICS: "false" } : { BENCH_LOG_LEVEL: "info", BENCH_METRICS: "true" };
 for (const s of opts.scenarios) {
   if (!(SCENARIOS as readonly string[]).includes(s)) {
     log(`--only: unknown scenario '${s}' (choose from ${SCENARIOS.join(", ")})`);
@@ -138,11 +143,15 @@ async function bench(): Promise<void> {
   const backendUrl = `http://127.0.0.1:${backendPort}`;
   const configFile = join(HERE, "memproxy.yaml");
   const configText = await Bun.file(configFile).text();
-  const configFor = (port: number): Config => parseConfig(configText, configFile, { BENCH_BACKEND_URL: backendUrl, MEMPROXY_PORT: String(port) });
+  const configFor = (port: number): Config => parseConfig(configText, configFile, { ...CONFIG_ENV, BENCH_BACKEND_URL: backendUrl, MEMPROXY_PORT: String(port) });
+  if (opts.lean) {
+    notes.push("memproxy ran lean (--lean): log level warn and metrics off, so no access line, metrics or token counting");
+    log(notes.at(-1)!);
+  }
 
   const memproxyPort = freePort();
   const memproxyLog = openSync(join(OUT, "memproxy-stdout.log"), "w");
-  const memproxyEnv = { ...process.env, BENCH_BACKEND_URL: backendUrl, MEMPROXY_PORT: String(memproxyPort) };
+  const memproxyEnv = { ...process.env, ...CONFIG_ENV, BENCH_BACKEND_URL: backendUrl, MEMPROXY_PORT: String(memproxyPort) };
   const memproxy = spawnChild([binary, "--config", configFile], { env: memproxyEnv, stdout: memproxyLog, stderr: memproxyLog });
   const urls: Partial<Record<PathName, string>> = { direct: backendUrl, memproxy: `http://127.0.0.1:${memproxyPort}` };
   await firstProxiedAnswer(`${urls.memproxy}/v1/chat/completions`, performance.now(), { timeoutMs: 10_000, exited: memproxy.exited });
@@ -292,7 +301,7 @@ async function bench(): Promise<void> {
       const port = freePort();
       const t0 = performance.now();
       const proc = spawnChild([binary, "--config", configFile], {
-        env: { ...process.env, BENCH_BACKEND_URL: backendUrl, MEMPROXY_PORT: String(port) },
+        env: { ...process.env, ...CONFIG_ENV, BENCH_BACKEND_URL: backendUrl, MEMPROXY_PORT: String(port) },
         stdout: startupLog,
         stderr: startupLog,
       });

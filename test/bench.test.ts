@@ -108,6 +108,19 @@ describe("batchedInRead", () => {
   });
 });
 
+describe("bench config", () => {
+  test("is memproxy's realistic setup: access lines at info, metrics on; --lean's values turn both off", async () => {
+    const text = await Bun.file(BENCH_CONFIG).text();
+    const at = (env: Record<string, string>) => {
+      const c = parseConfig(text, BENCH_CONFIG, { BENCH_BACKEND_URL: "http://127.0.0.1:1", MEMPROXY_PORT: "0", ...env });
+      return { level: c.logging.level, metrics: c.metrics.enabled, rules: c.routing.header_patterns.length };
+    };
+    expect(at({})).toEqual({ level: "info", metrics: true, rules: 10 });
+    expect(at({ BENCH_LOG_LEVEL: "info", BENCH_METRICS: "true" })).toEqual({ level: "info", metrics: true, rules: 10 });
+    expect(at({ BENCH_LOG_LEVEL: "warn", BENCH_METRICS: "false" })).toEqual({ level: "warn", metrics: false, rules: 10 });
+  });
+});
+
 describe("nginx config", () => {
   test("chains one map per run of rules on the same header, in the config's order", async () => {
     const { maps, userVar } = routingMaps((await benchConfig()).routing);
