@@ -1,6 +1,7 @@
 // Starting and supervising LiteLLM as a child process: readiness, restarts with backoff, clean stop.
 import type { Subprocess } from "bun";
 import type { Logger } from "./log.ts";
+import { RUNTIME_ENV_NAMES } from "./runtime-env.ts";
 
 /** Where the child is in its life. */
 export type ChildState = "starting" | "ready" | "restarting" | "failed" | "stopped";
@@ -252,13 +253,14 @@ export class Supervisor {
 }
 
 /**
- * memproxy's environment without the settings of its own Bun runtime (main.ts and the build set them):
- * LiteLLM is not memproxy, and a Bun program given as its command (as in the tests) would otherwise
- * behave like memproxy, e.g. exit with it without running its own shutdown.
+ * memproxy's environment without the settings of its own Bun runtime (runtime-env.ts, and Bun's
+ * no-orphans flag): LiteLLM is not memproxy, and a Bun program given as its command (as in the tests)
+ * would otherwise behave like memproxy, e.g. exit with it without running its own shutdown.
  */
 function childEnv(): Record<string, string | undefined> {
-  const { BUN_OPTIONS, BUN_CONFIG_MAX_HTTP_REQUESTS, BUN_JSC_numberOfGCMarkers, BUN_FEATURE_FLAG_NO_ORPHANS, ...rest } = process.env;
-  return rest;
+  const env: Record<string, string | undefined> = { ...process.env };
+  for (const name of [...RUNTIME_ENV_NAMES, "BUN_FEATURE_FLAG_NO_ORPHANS"]) delete env[name];
+  return env;
 }
 
 /**

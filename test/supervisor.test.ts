@@ -201,6 +201,15 @@ describe("memproxy --spawn-litellm (compiled, stand-in LiteLLM)", () => {
     expect(alive(childPid)).toBe(false);
   });
 
+  test("LiteLLM does not get memproxy's own Bun runtime settings", async () => {
+    await using mp = spawnMemproxy([bin, "--config", config(`    port: ${freePort()}\n`), "--spawn-litellm"], {
+      env: { BUN_CONFIG_MAX_HTTP_REQUESTS: "4096", BUN_JSC_numberOfGCMarkers: undefined, BUN_OPTIONS: undefined },
+    });
+    await mp.listening();
+    expect(await mp.waitForLine("runtime env:")).toContain("runtime env: none");
+    await mp.waitForLine("LiteLLM is ready");
+  });
+
   // uvicorn's workers would outlive a LiteLLM killed outright, keep its port, and fail every later start
   // with "port in use": LiteLLM must be asked to stop (SIGTERM) even when memproxy dies by SIGKILL.
   test.skipIf(process.platform !== "linux" || !Bun.which("setpriv"))("memproxy killed with SIGKILL: LiteLLM is told to stop, and stops its workers", async () => {

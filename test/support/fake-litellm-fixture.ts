@@ -5,8 +5,10 @@
 // FAKE_WORKER=1: starts a worker as uvicorn does (forked, so nothing but its parent stops it), prints its
 //   pid, and on SIGTERM stops it before exiting, as uvicorn stops its workers.
 // FAKE_FLOOD_BYTES: writes this many bytes to stdout before serving (a child nobody reads would block).
+// At start it prints which of memproxy's runtime settings (runtime-env.ts) reached it: "runtime env: none".
 import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { RUNTIME_ENV_NAMES } from "../../src/runtime-env.ts";
 
 const { values } = parseArgs({
   args: Bun.argv.slice(2),
@@ -15,6 +17,7 @@ const { values } = parseArgs({
 });
 const mode = process.env.FAKE_MODE ?? "ok";
 console.log(`fake litellm starting pid=${process.pid} config=${values.config}`);
+console.log(`runtime env: ${RUNTIME_ENV_NAMES.filter((name) => process.env[name] !== undefined).join(",") || "none"}`);
 
 if (mode === "exit-at-start") {
   console.error("ERROR: something is wrong with the config");

@@ -1,0 +1,38 @@
+// Settings of memproxy's own Bun runtime that Bun reads from the environment at process start only:
+// main.ts re-executes memproxy with them set, and the supervisor keeps them out of LiteLLM's environment.
+// - fetch() allows only 256 requests at once by default (the rest queue), and long SSE streams hold
+//   theirs for minutes;
+// - Bun.serve refuses request headers over 16 KiB with a bare 431 before memproxy sees them: raised
+//   above the largest memproxy.limits.max_header_size, so that memproxy's own limit answers, in the
+//   OpenAI error shape;
+// - the garbage collector marks with one thread rather than one per core: memproxy's heap is small
+//   (about 15 MB), and on a busy machine parallel marking waits for its helper threads to be scheduled.
+//   Measured on 2 cores under load: eden pauses of 0.63 ms instead of 0.84 (median) and 1.2 ms instead
+//   of 3.8 (longest), and the p99 of small requests 0.1 to 0.2 ms lower.
+
+/** Environment variables and the values memproxy runs with unless they are set already. */
+const VARIABLES: Record<string, string> = {
+  BUN_CONFIG_MAX_HTTP_REQUESTS: "65535",
+  BUN_JSC_numberOfGCMarkers: "1",
+};
+/** A flag given through BUN_OPTIONS, unless BUN_OPTIONS already gives it. */
+const HEADER_LIMIT = "--max-http-header-size";
+const HEADER_LIMIT_BYTES = 512 * 1024;
+
+/** Every variable memproxy's runtime settings are made of. */
+export const RUNTIME_ENV_NAMES: readonly string[] = [...Object.keys(VARIABLES), "BUN_OPTIONS"];
+
+/**
+ * The environment memproxy should run with: `env` with every setting it lacks added (a value already
+ * set is kept).
+ * @returns undefined when `env` has them all.
+ */
+export function withRuntimeSettings(env: Record<string, string | undefined>): Record<string, string | undefined> | undefined {
+  const options = env.BUN_OPTIONS ?? "";
+  const missing = Object.keys(VARIABLES).filter((name) => !env[name]);
+  if (!missing.length && options.includes(HEADER_LIMIT)) return undefined;
+  const out = { ...env };
+  for (const name of missing) out[name] = VARIABLES[name];
+  if (!options.includes(HEADER_LIMIT)) out.BUN_OPTIONS = `${options} ${HEADER_LIMIT}=${HEADER_LIMIT_BYTES}`.trim();
+  return out;
+}
