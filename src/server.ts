@@ -4,6 +4,7 @@ import { compileAccess, isLoopback, type AccessCheck } from "./access.ts";
 import { BackendPool, type Backend } from "./backends.ts";
 import { CallGate } from "./call-gate.ts";
 import type { Config } from "./config.ts";
+import { ENDPOINTS } from "./endpoints.ts";
 import { errorResponse, ProxyError } from "./errors.ts";
 import { redactedHeaders } from "./headers.ts";
 import { silentLogger, type Logger } from "./log.ts";
@@ -16,15 +17,7 @@ import type { SupervisorStatus } from "./supervisor.ts";
 import { VERSION } from "./version.ts";
 
 /** Paths memproxy answers itself (GET and HEAD); every other request is forwarded. */
-export const OWN_ENDPOINTS = {
-  health: "/health",
-  liveness: "/health/liveliness",
-  livenessAlias: "/health/liveness",
-  readiness: "/health/readiness",
-  routingInfo: "/memory-routing/info",
-  metrics: "/metrics",
-  stats: "/memory-routing/stats",
-} as const;
+export const OWN_ENDPOINTS = ENDPOINTS;
 
 /** A running memproxy server. */
 export interface ServerHandle {

@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import launchdTemplate from "../scripts/service/memproxy.plist" with { type: "text" };
 import systemdTemplate from "../scripts/service/memproxy.service" with { type: "text" };
 import { ConfigError, DEFAULT_CONFIG_TEXT, parseConfig, type Config } from "./config.ts";
-import { OWN_ENDPOINTS } from "./server.ts";
+import { ENDPOINTS } from "./endpoints.ts";
 
 /** Where the command writes; the CLI passes stdout/stderr, tests their own. */
 export interface ServiceIO {
@@ -368,15 +368,15 @@ async function status(env: ServiceEnv, layout: Layout, io: ServiceIO): Promise<n
   }
   const base = `http://${connectHost(config.listen.host)}:${config.listen.port}`;
   try {
-    const res = await fetch(`${base}${OWN_ENDPOINTS.liveness}`, { signal: AbortSignal.timeout(2000) });
+    const res = await fetch(`${base}${ENDPOINTS.liveness}`, { signal: AbortSignal.timeout(2000) });
     await res.arrayBuffer();
     if (res.ok) {
-      io.out(`answering: ${base} (GET ${OWN_ENDPOINTS.liveness}: ${res.status})\n`);
+      io.out(`answering: ${base} (GET ${ENDPOINTS.liveness}: ${res.status})\n`);
       return 0;
     }
-    io.out(`not answering as expected: ${base}${OWN_ENDPOINTS.liveness} returned ${res.status}\nSee the logs: ${layout.logsHint}\n`);
+    io.out(`not answering as expected: ${base}${ENDPOINTS.liveness} returned ${res.status}\nSee the logs: ${layout.logsHint}\n`);
   } catch (err) {
-    io.out(`not answering: ${base}${OWN_ENDPOINTS.liveness} (${(err as Error).message})\nSee the logs: ${layout.logsHint}\n`);
+    io.out(`not answering: ${base}${ENDPOINTS.liveness} (${(err as Error).message})\nSee the logs: ${layout.logsHint}\n`);
   }
   return 3;
 }
