@@ -1,5 +1,6 @@
 // memproxy's counters: kept as plain numbers and typed arrays on the hot path, formatted as Prometheus
 // text (GET /metrics) or a JSON summary (GET /memory-routing/stats) only when someone asks.
+import type { MemoryOutcome } from "./memory.ts";
 import { VERSION } from "./version.ts";
 
 /** The Content-Type of the Prometheus text exposition format. */
@@ -98,6 +99,11 @@ export class UserStats {
   readonly tokensByModel: number[] = [];
   /** Epoch ms of the last request; 0 before the first. */
   lastSeen = 0;
+  /** Answers by Supermemory's verdict (memory.ts): memory used, memories added to the prompt, memory failed, no memory header. */
+  memoryUsed = 0;
+  memoryContextAdded = 0;
+  memoryErrors = 0;
+  memoryAbsent = 0;
 
   constructor(readonly userId: string) {}
 }
@@ -227,6 +233,15 @@ export class Metrics {
     user.outputTokens += output;
   }
 
+  /** Counts Supermemory's verdict on one answer (memory.ts memoryOutcome; an answer that cannot tell is not counted). */
+  memory(user: UserStats, outcome: MemoryOutcome): void {
+    if (outcome.state === "used") {
+      user.memoryUsed++;
+      if (outcome.context_added) user.memoryContextAdded++;
+    } else if (outcome.state === "error") user.memoryErrors++;
+    else user.memoryAbsent++;
+  }
+
   /** The metrics in the Prometheus text exposition format (version 0.0.4). */
   render(): string {
     const out: string[] = [];
@@ -265,6 +280,22 @@ export class Metrics {
     head("memproxy_output_tokens_total", "counter", "Completion (output) tokens the backend reported, by user id and model.");
     this.renderTokens(out, "memproxy_output_tokens_total", 1);
 
+    head(
+      "memproxy_memory_answers_total",
+      "counter",
+      "Answers by Supermemory's verdict, by user id: used (its memory headers came back), error (x-supermemory-error: memory failed, the request passed through), absent (no Supermemory header: its router is not in the chain).",
+    );
+    for (const u of this.users.values()) {
+      const id = label(u.userId);
+      if (u.memoryUsed) out.push(`memproxy_memory_answers_total{user_id=${id},state="used"} ${u.memoryUsed}`);
+      if (u.memoryErrors) out.push(`memproxy_memory_answers_total{user_id=${id},state="error"} ${u.memoryErrors}`);
+      if (u.memoryAbsent) out.push(`memproxy_memory_answers_total{user_id=${id},state="absent"} ${u.memoryAbsent}`);
+    }
+    head("memproxy_memory_context_added_total", "counter", "Answers for which Supermemory added memories to the prompt (x-supermemory-context-modified), by user id.");
+    for (const u of this.users.values()) {
+      if (u.memoryContextAdded) out.push(`memproxy_memory_context_added_total{user_id=${label(u.userId)}} ${u.memoryContextAdded}`);
+    }
+
     head("memproxy_supervisor_restarts_total", "counter", "Times the supervisor restarted the LiteLLM backend.");
     out.push(`memproxy_supervisor_restarts_total ${this.supervisorRestarts.value}`);
     head("memproxy_config_reloads_total", "counter", "Config reloads (file change or SIGHUP), by result: applied, or rejected as invalid.");
@@ -296,7 +327,7 @@ export class Metrics {
   /** A JSON-ready summary since start, per user id (bounded like the labels). */
   stats(): Record<string, unknown> {
     const users: Record<string, unknown> = {};
-    const totals = { requests: 0, errors: 0, input_tokens: 0, output_tokens: 0 };
+    const totals = { requests: 0, errors: 0, input_tokens: 0, output_tokens: 0, memory: { used: 0, context_added: 0, errors: 0, absent: 0 } };
     const sorted = [...this.users.values()].sort((a, b) => b.lastSeen - a.lastSeen);
     for (const u of sorted) {
       users[u.userId] = {
@@ -304,12 +335,17 @@ export class Metrics {
         errors: u.errors,
         input_tokens: u.inputTokens,
         output_tokens: u.outputTokens,
+        memory: { used: u.memoryUsed, context_added: u.memoryContextAdded, errors: u.memoryErrors, absent: u.memoryAbsent },
         last_seen: u.lastSeen ? new Date(u.lastSeen).toISOString() : null,
       };
       totals.requests += u.requestCount;
       totals.errors += u.errors;
       totals.input_tokens += u.inputTokens;
       totals.output_tokens += u.outputTokens;
+      totals.memory.used += u.memoryUsed;
+      totals.memory.context_added += u.memoryContextAdded;
+      totals.memory.errors += u.memoryErrors;
+      totals.memory.absent += u.memoryAbsent;
     }
     return {
       since: new Date(this.startedAt).toISOString(),
