@@ -1,0 +1,177 @@
+// The status page's HTTP side: the page's files, its JSON snapshot, its event stream and the rule tester.
+import type { StatusBoard } from "./status.ts";
+import appCss from "./ui/app.css" with { type: "text" };
+import appJs from "./ui/app.js" with { type: "text" };
+import iconSvg from "./ui/icon.svg" with { type: "text" };
+import indexBundle from "./ui/index.html" with { type: "text" };
+
+// Imported as text, it is a string; bun-types types every *.html import as an HTMLBundle.
+const indexHtml = indexBundle as unknown as string;
+
+/** The page's own paths. */
+export const UI_PATHS = {
+  root: "/",
+  page: "/ui",
+  pageSlash: "/ui/",
+  script: "/ui/app.js",
+  style: "/ui/app.css",
+  icon: "/ui/icon.svg",
+  state: "/ui/api/state",
+  events: "/ui/api/events",
+  explain: "/ui/api/explain",
+} as const;
+
+/** Every UI response carries these: the page runs only its own script and style, and loads nothing else. */
+export const UI_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  "content-security-policy":
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "cache-control": "no-store",
+  "cross-origin-opener-policy": "same-origin",
+  "cross-origin-resource-policy": "same-origin",
+});
+
+/** The rule tester's body may hold this many bytes of headers. */
+const EXPLAIN_MAX_BYTES = 16 * 1024;
+
+/** The page's handlers, and which of its paths need an access key. */
+export interface Ui {
+  /**
+   * Answers a UI request; undefined when the path is not the page's (or is "/" with a method other
+   * than GET: that request is proxied as before, e.g. a client's HEAD / probe).
+   * @param path the request's path without its query.
+   */
+  handle(req: Request, path: string): Response | Promise<Response> | undefined;
+  /** The shell, script, style and icon: served without a key (they hold no data). */
+  readonly publicPaths: ReadonlySet<string>;
+  /** The data: served only with an access key when keys are configured. */
+  readonly apiPaths: ReadonlySet<string>;
+}
+
+interface Asset {
+  body: string;
+  type: string;
+}
+
+const ASSETS: Record<string, Asset> = {
+  [UI_PATHS.root]: { body: indexHtml, type: "text/html; charset=utf-8" },
+  [UI_PATHS.page]: { body: indexHtml, type: "text/html; charset=utf-8" },
+  [UI_PATHS.pageSlash]: { body: indexHtml, type: "text/html; charset=utf-8" },
+  [UI_PATHS.script]: { body: appJs, type: "text/javascript; charset=utf-8" },
+  [UI_PATHS.style]: { body: appCss, type: "text/css; charset=utf-8" },
+  [UI_PATHS.icon]: { body: iconSvg, type: "image/svg+xml" },
+};
+
+/**
+ * Builds the page's handlers.
+ * @param board the live status board.
+ * @param explain the routing decision (or refusal) for headers: the same code as the server and `memproxy explain`.
+ * @returns handle() and the paths it answers, split into public and key-protected.
+ */
+export function createUi(board: StatusBoard, explain: (headers: Headers) => unknown): Ui {
+  const publicPaths = new Set<string>(Object.keys(ASSETS));
+  const apiPaths = new Set<string>([UI_PATHS.state, UI_PATHS.events, UI_PATHS.explain]);
+  return {
+    publicPaths,
+    apiPaths,
+    handle(req, path) {
+      const asset = ASSETS[path];
+      if (asset !== undefined) {
+        if (path === UI_PATHS.root && req.method !== "GET") return undefined;
+        if (req.method !== "GET" && req.method !== "HEAD") return notAllowed("GET, HEAD");
+        return new Response(req.method === "HEAD" ? null : asset.body, { headers: { ...UI_SECURITY_HEADERS, "content-type": asset.type } });
+      }
+      switch (path) {
+        case UI_PATHS.state:
+          if (req.method !== "GET" && req.method !== "HEAD") return notAllowed("GET, HEAD");
+          return json(board.snapshot());
+        case UI_PATHS.events:
+          if (req.method !== "GET") return notAllowed("GET");
+          return new Response(board.subscribe(), {
+            headers: {
+              ...UI_SECURITY_HEADERS,
+              "content-type": "text/event-stream; charset=utf-8",
+              // A reverse proxy in front (nginx) must pass events on as they come.
+              "x-accel-buffering": "no",
+            },
+          });
+        case UI_PATHS.explain:
+          if (req.method !== "POST") return notAllowed("POST");
+          return explainResponse(req, explain);
+      }
+      return undefined;
+    },
+  };
+}
+
+/**
+ * POST /ui/api/explain: `{"headers": "Name: value\n..."}` gives the routing decision as JSON. The
+ * body must be JSON (application/json): another site's page cannot send that without asking first.
+ */
+async function explainResponse(req: Request, explain: (headers: Headers) => unknown): Promise<Response> {
+  const type = req.headers.get("content-type") ?? "";
+  if (!/^application\/json\b/i.test(type)) {
+    return uiError(415, "unsupported_media_type", 'The rule tester takes JSON: send Content-Type: application/json and {"headers": "Name: value\\n..."}');
+  }
+  const length = Number(req.headers.get("content-length") ?? NaN);
+  if (length > EXPLAIN_MAX_BYTES) return tooLarge();
+  const bytes = await req.bytes();
+  if (bytes.length > EXPLAIN_MAX_BYTES) return tooLarge();
+  let text: unknown;
+  try {
+    text = (JSON.parse(new TextDecoder().decode(bytes)) as { headers?: unknown } | null)?.headers;
+  } catch {
+    text = undefined;
+  }
+  if (typeof text !== "string") {
+    return uiError(400, "invalid_request", 'The rule tester takes {"headers": "Name: value\\n..."}: a JSON object whose "headers" is a string');
+  }
+  const parsed = parseHeaderLines(text);
+  if (!parsed.ok) return uiError(400, "invalid_headers", parsed.error);
+  return json(explain(parsed.headers));
+}
+
+/**
+ * Reads pasted header lines ("Name: value", one a line; blank lines and a leading request line
+ * such as "POST /v1/messages HTTP/1.1" are skipped).
+ * @returns the headers, or which line is wrong and why.
+ */
+export function parseHeaderLines(text: string): { ok: true; headers: Headers } | { ok: false; error: string } {
+  const headers = new Headers();
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (line === "" || (i === 0 && /^[A-Z]+ \S+ HTTP\/\d/.test(line))) continue;
+    const colon = line.indexOf(":");
+    if (colon <= 0) return { ok: false, error: `line ${i + 1}: expected 'Name: value', got ${describe(line)}` };
+    try {
+      headers.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+    } catch {
+      return { ok: false, error: `line ${i + 1}: not a valid header name or value: ${describe(line)}` };
+    }
+  }
+  return { ok: true, headers };
+}
+
+function describe(line: string): string {
+  return line.length > 80 ? `${JSON.stringify(line.slice(0, 80))}…` : JSON.stringify(line);
+}
+
+function json(body: unknown, status = 200): Response {
+  return new Response(JSON.stringify(body), { status, headers: { ...UI_SECURITY_HEADERS, "content-type": "application/json" } });
+}
+
+/** An error in memproxy's error shape (OpenAI's, with Anthropic's top-level type). */
+function uiError(status: number, code: string, message: string, extra: Record<string, string> = {}): Response {
+  const body = { type: "error", error: { message, type: status >= 500 ? "server_error" : "invalid_request_error", param: null, code } };
+  return new Response(JSON.stringify(body), { status, headers: { ...UI_SECURITY_HEADERS, "content-type": "application/json", ...extra } });
+}
+
+function notAllowed(allow: string): Response {
+  return uiError(405, "method_not_allowed", `This path of the status page takes ${allow} only`, { allow });
+}
+
+function tooLarge(): Response {
+  return uiError(413, "request_too_large", `The rule tester takes at most ${EXPLAIN_MAX_BYTES / 1024} KiB of headers`);
+}
