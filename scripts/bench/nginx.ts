@@ -54,24 +54,21 @@ function quote(s: string): string {
  *   custom header holds an unacceptable id, as memproxy's 400).
  */
 export function routingMaps(routing: Config["routing"]): { maps: string; userVar: string } {
-  const groups: { header: string; rules: { regex: RegExp; user_id: string }[] }[] = [];
+  const groups: { header: string; rules: { pattern: string; user_id: string }[] }[] = [];
   for (const rule of routing.header_patterns) {
     const compiled = compilePattern(rule.pattern);
     if (!compiled.ok) throw new Error(`pattern ${JSON.stringify(rule.pattern)}: ${compiled.error}`);
     const last = groups.at(-1);
-    if (last && last.header === rule.header) last.rules.push({ regex: compiled.regex, user_id: rule.user_id });
-    else groups.push({ header: rule.header, rules: [{ regex: compiled.regex, user_id: rule.user_id }] });
+    if (last && last.header === rule.header) last.rules.push({ pattern: rule.pattern, user_id: rule.user_id });
+    else groups.push({ header: rule.header, rules: [{ pattern: rule.pattern, user_id: rule.user_id }] });
   }
   const blocks: string[] = [];
   for (let g = groups.length - 1; g >= 0; g--) {
     const { header, rules } = groups[g]!;
     const fallback = g + 1 < groups.length ? `$mp_rule_${g + 1}` : quote(routing.default_user_id);
-    const lines = rules.map(({ regex, user_id }) => {
-      // PCRE takes JavaScript's syntax for these patterns; inline flags carry i/m/s over.
-      const inline = regex.flags.replace(/[^ims]/g, "");
-      const source = inline ? `(?${inline})${regex.source}` : regex.source;
-      return `    ${quote("~" + source)} ${quote(user_id)};`;
-    });
+    // A pattern matches at the start of the value (Python's re.match), as memproxy's router applies it;
+    // PCRE reads the bench config's patterns (plain text, groups, ?, .*) as Python's re does.
+    const lines = rules.map(({ pattern, user_id }) => `    ${quote(`~^(?:${pattern})`)} ${quote(user_id)};`);
     blocks.push(`  map ${headerVar(header)} $mp_rule_${g} {\n    default ${fallback};\n${lines.join("\n")}\n  }`);
   }
   const byPatterns = groups.length ? "$mp_rule_0" : quote(routing.default_user_id);

@@ -1,17 +1,14 @@
--- wrk script for the benchmark: POSTs a small chat-completion JSON body with a real client's
--- headers, and prints exact results (latency percentiles in microseconds) as one JSON line.
--- BENCH_UA overrides the User-Agent (default: the OpenAI Node SDK, which only the 8th rule of
--- the bench config matches, so the router walks most of its patterns).
+-- wrk script for the benchmark: POSTs the small chat-completion request that scripts/bench/loadgen.ts
+-- defines (SMALL_REQUEST, passed in BENCH_HEADERS as "name: value" lines and BENCH_BODY, so that wrk
+-- and oha send the same bytes), and prints exact results (latency percentiles in microseconds) as
+-- one JSON line.
 
 wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Accept"] = "application/json"
-wrk.headers["User-Agent"] = os.getenv("BENCH_UA") or "OpenAI/JS 6.49.0"
-wrk.headers["Authorization"] = "Bearer sk-bench-0123456789abcdef"
-wrk.headers["X-Stainless-Lang"] = "js"
-wrk.headers["X-Stainless-Package-Version"] = "6.49.0"
-wrk.body = '{"model":"bench-model","messages":[{"role":"system","content":"You are a helpful assistant."},' ..
-  '{"role":"user","content":"Say hello in one short sentence, please."}],"max_tokens":64,"temperature":0.2}'
+for line in (os.getenv("BENCH_HEADERS") or ""):gmatch("[^\n]+") do
+  local name, value = line:match("^([^:]+):%s*(.*)$")
+  if name then wrk.headers[name] = value end
+end
+wrk.body = os.getenv("BENCH_BODY")
 
 function done(summary, latency, requests)
   local e = summary.errors

@@ -153,3 +153,23 @@ export async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator
   pending += decoder.decode();
   if (pending) yield pending;
 }
+
+/**
+ * `cmd` run with its open-file limit raised to `n` (soft and hard, as root may), or to the hard
+ * limit where `n` is not allowed: the team-scale scenarios hold one descriptor per connection.
+ * The shell execs the command, so the pid stays the command's.
+ */
+export function withFdLimit(cmd: string[], n: number): string[] {
+  return ["/bin/sh", "-c", 'ulimit -n "$0" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"', String(n), ...cmd];
+}
+
+/** The soft limit on open files of a running process (from /proc/PID/limits), if readable. */
+export function fdLimitOf(pid: number): number | undefined {
+  try {
+    const line = readFileSync(`/proc/${pid}/limits`, "utf8").split("\n").find((l) => l.startsWith("Max open files"));
+    const soft = line?.slice("Max open files".length).trim().split(/\s+/)[0];
+    return soft === "unlimited" ? Infinity : soft ? Number(soft) : undefined;
+  } catch {
+    return undefined;
+  }
+}

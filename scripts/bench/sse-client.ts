@@ -1,6 +1,6 @@
 // The benchmark's streaming client: opens N concurrent SSE streams on raw sockets (so each socket
 // read is seen as it happens), and measures each event's arrival delay, order and batching.
-// `bun scripts/bench/sse-client.ts --url http://127.0.0.1:PORT [--streams 100] [--events 200] [--interval-ms 10]`
+// `bun scripts/bench/sse-client.ts --url http://127.0.0.1:PORT [--streams 100] [--events 200] [--interval-ms 10] [--ramp-ms 0]`
 // prints one JSON object (SseResult) on stdout.
 // `bun scripts/bench/sse-client.ts --serve` runs one SseRun (a JSON line) per line read from stdin and
 // answers each with one SseResult line: the bench keeps one warm client for all its runs.
@@ -28,6 +28,8 @@ export interface SseResult {
   totalMs: number;
   /** Problems: failed connections, bad statuses, incomplete streams. */
   errors: string[];
+  /** The most streams open at once. */
+  maxOpen: number;
 }
 
 const now = () => performance.timeOrigin + performance.now();
@@ -39,6 +41,8 @@ export interface SseRun {
   events: number;
   intervalMs: number;
   userAgent: string;
+  /** Streams open one after another over this many ms (stream k at k/streams of it); 0: all at once. */
+  rampMs?: number;
 }
 
 /** Runs the streams and resolves with the measurements. */
@@ -48,8 +52,11 @@ export async function runSse(opts: SseRun): Promise<SseResult> {
   let received = 0;
   let outOfOrder = 0;
   let batched = 0;
+  let open = 0;
+  let maxOpen = 0;
   const errors: string[] = [];
   const start = now();
+  const rampMs = opts.rampMs ?? 0;
 
   const one = (k: number) =>
     new Promise<void>((resolve) => {
@@ -67,63 +74,70 @@ export async function runSse(opts: SseRun): Promise<SseResult> {
       const splitter = new SseSplitter();
       let next = 0;
       let finished = false;
+      let opened = false;
       const finish = (problem?: string) => {
         if (finished) return;
         finished = true;
+        if (opened) open--;
         if (problem) errors.push(`stream ${k}: ${problem}`);
         else if (next !== opts.events) errors.push(`stream ${k}: ${next} of ${opts.events} events`);
         resolve();
       };
-      Bun.connect({
-        hostname,
-        port: Number(port),
-        socket: {
-          open(s) {
-            s.write(request);
-          },
-          data(s, bytes) {
-            const arrived = now();
-            let text: string;
-            try {
-              text = http.feed(bytes.toString("latin1"));
-            } catch (err) {
-              s.end();
-              return finish(String(err));
-            }
-            if (http.status && http.status !== 200) {
-              s.end();
-              return finish(`status ${http.status}`);
-            }
-            const sentAts: number[] = [];
-            for (const data of splitter.push(text)) {
-              if (data === "[DONE]") {
+      const connect = () =>
+        Bun.connect({
+          hostname,
+          port: Number(port),
+          socket: {
+            open(s) {
+              opened = true;
+              maxOpen = Math.max(maxOpen, ++open);
+              s.write(request);
+            },
+            data(s, bytes) {
+              const arrived = now();
+              let text: string;
+              try {
+                text = http.feed(bytes.toString("latin1"));
+              } catch (err) {
                 s.end();
-                finish();
-                continue;
+                return finish(String(err));
               }
-              const ev = JSON.parse(data) as { i: number; t: number };
-              if (ev.i !== next) outOfOrder++;
-              next = Math.max(next, ev.i + 1);
-              if (received < delays.length) delays[received++] = arrived - ev.t;
-              sentAts.push(ev.t);
-            }
-            batched += batchedInRead(sentAts, opts.intervalMs);
-            if (http.done) finish();
+              if (http.status && http.status !== 200) {
+                s.end();
+                return finish(`status ${http.status}`);
+              }
+              const sentAts: number[] = [];
+              for (const data of splitter.push(text)) {
+                if (data === "[DONE]") {
+                  s.end();
+                  finish();
+                  continue;
+                }
+                const ev = JSON.parse(data) as { i: number; t: number };
+                if (ev.i !== next) outOfOrder++;
+                next = Math.max(next, ev.i + 1);
+                if (received < delays.length) delays[received++] = arrived - ev.t;
+                sentAts.push(ev.t);
+              }
+              batched += batchedInRead(sentAts, opts.intervalMs);
+              if (http.done) finish();
+            },
+            close() {
+              finish(next === opts.events ? undefined : "connection closed early");
+            },
+            error(_s, err) {
+              finish(String(err));
+            },
+            connectError(_s, err) {
+              finish(`cannot connect: ${err.message}`);
+            },
           },
-          close() {
-            finish(next === opts.events ? undefined : "connection closed early");
-          },
-          error(_s, err) {
-            finish(String(err));
-          },
-          connectError(_s, err) {
-            finish(`cannot connect: ${err.message}`);
-          },
-        },
-      }).catch((err) => finish(`cannot connect: ${err}`));
+        }).catch((err) => finish(`cannot connect: ${err}`));
+      if (rampMs > 0 && k > 0) setTimeout(connect, (k * rampMs) / opts.streams);
+      else connect();
     });
 
-  const deadline = opts.events * opts.intervalMs + 30_000;
+  const deadline = rampMs + opts.events * opts.intervalMs + 30_000;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<void>((resolve) => (timer = setTimeout(() => (errors.push(`did not finish within ${deadline} ms`), resolve()), deadline)));
   await Promise.race([Promise.all(Array.from({ length: opts.streams }, (_, k) => one(k))), timeout]);
@@ -142,6 +156,7 @@ export async function runSse(opts: SseRun): Promise<SseResult> {
     batched,
     totalMs,
     errors: errors.slice(0, 10),
+    maxOpen,
   };
 }
 
@@ -165,6 +180,7 @@ if (import.meta.main) {
       streams: { type: "string", default: "100" },
       events: { type: "string", default: "200" },
       "interval-ms": { type: "string", default: "10" },
+      "ramp-ms": { type: "string", default: "0" },
       "user-agent": { type: "string", default: CLAUDE_CODE },
     },
   });
@@ -181,6 +197,7 @@ if (import.meta.main) {
     streams: Number(values.streams),
     events: Number(values.events),
     intervalMs: Number(values["interval-ms"]),
+    rampMs: Number(values["ramp-ms"]),
     userAgent: values["user-agent"]!,
   });
   process.stdout.write(JSON.stringify(result) + "\n");

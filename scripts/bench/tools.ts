@@ -1,7 +1,9 @@
-// The programs the benchmark compares against and drives (nginx, wrk): found, or installed from
-// Debian's packages; and the facts about the machine that a result is meaningless without.
-import { cpus, totalmem } from "node:os";
-import { readFileSync } from "node:fs";
+// The programs the benchmark compares against and drives: nginx and wrk, found or installed from
+// Debian's packages; oha, pinned, built from crates.io into memproxy's tool cache; and the facts about
+// the machine that a result is meaningless without.
+import { cpus, homedir, totalmem } from "node:os";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 
 const SBIN_PATH = `${process.env.PATH ?? ""}:/usr/local/sbin:/usr/sbin:/sbin`;
 
@@ -16,11 +18,67 @@ async function run(cmd: string[]): Promise<{ code: number; out: string }> {
   return { code, out: out + err };
 }
 
-/** nginx and wrk if they could be had, and what was done or is missing, for the report. */
+/** nginx, wrk and oha if they could be had, and what was done or is missing, for the report. */
 export interface Tools {
   nginx?: string;
   wrk?: string;
+  oha?: string;
   notes: string[];
+}
+
+/** The oha release the open-loop scenarios use (crates.io). */
+export const OHA_VERSION = "1.16.0";
+
+/** memproxy's cache of test tools: `$MEMPROXY_CACHE_DIR`, else ~/.cache/memproxy. */
+export function cacheDir(): string {
+  return process.env.MEMPROXY_CACHE_DIR || join(homedir(), ".cache", "memproxy");
+}
+
+/** Where the pinned oha lives once installed: <cache>/oha-<version>/bin/oha. */
+export function ohaPath(): string {
+  return join(cacheDir(), `oha-${OHA_VERSION}`, "bin", "oha");
+}
+
+/** True when `bin` runs and says it is oha of the pinned version. */
+async function isPinnedOha(bin: string): Promise<boolean> {
+  if (!existsSync(bin)) return false;
+  const res = await run([bin, "--version"]).catch(() => ({ code: 1, out: "" }));
+  return res.code === 0 && res.out.trim() === `oha ${OHA_VERSION}`;
+}
+
+/**
+ * Finds the pinned oha in the cache; when it is missing and `install` is set, builds it with
+ * `cargo install --locked` (no TLS: the bench speaks plain HTTP on loopback), under a lock so that
+ * concurrent benches build it once. Never fails: what is missing goes to `notes`.
+ * @returns its path, if it could be had.
+ */
+export async function ensureOha(install: boolean, log: (line: string) => void, notes: string[]): Promise<string | undefined> {
+  const bin = ohaPath();
+  if (await isPinnedOha(bin)) return bin;
+  if (!install) {
+    notes.push(`oha ${OHA_VERSION} not found at ${bin} (--no-install given)`);
+    return undefined;
+  }
+  const cargo = findTool("cargo") ?? [join(homedir(), ".cargo", "bin", "cargo")].find(existsSync);
+  if (!cargo) {
+    notes.push(`oha ${OHA_VERSION} is built with cargo, and there is no cargo here: install Rust (e.g. apt-get install cargo), or oha ${OHA_VERSION} into ${join(cacheDir(), `oha-${OHA_VERSION}`)}`);
+    return undefined;
+  }
+  const root = join(cacheDir(), `oha-${OHA_VERSION}`);
+  mkdirSync(root, { recursive: true });
+  const cargoInstall = [cargo, "install", "--locked", "--no-default-features", "--version", OHA_VERSION, "--root", root, "oha"];
+  const flock = findTool("flock");
+  log(`building oha ${OHA_VERSION} from crates.io into ${root} (cargo install; a few minutes, once)...`);
+  const t0 = performance.now();
+  // Under the lock, a build another bench finished meanwhile is found and kept (cargo install skips it).
+  const res = await run(flock ? [flock, "-w", "1800", join(root, ".lock"), ...cargoInstall] : cargoInstall);
+  const s = Math.round((performance.now() - t0) / 1000);
+  if (res.code !== 0 || !(await isPinnedOha(bin))) {
+    notes.push(`cargo install oha ${OHA_VERSION} failed: ${res.out.trim().split("\n").slice(-3).join(" | ")}`);
+    return undefined;
+  }
+  notes.push(`installed oha ${OHA_VERSION} (${bin}) with cargo install in ${s} s`);
+  return bin;
 }
 
 /**
@@ -54,7 +112,9 @@ export async function ensureTools(install: boolean, log: (line: string) => void)
   } else if (missing.length) notes.push(`${missing.join(" and ")} not found (--no-install given)`);
   if (!nginx) notes.push("no nginx: the nginx column stays empty and the targets relative to nginx are not judged");
   if (!wrk) notes.push("no wrk: the small JSON throughput scenarios are skipped");
-  return { nginx, wrk, notes };
+  const oha = await ensureOha(install, log, notes);
+  if (!oha) notes.push("no oha: the open-loop latency scenarios are skipped");
+  return { nginx, wrk, oha, notes };
 }
 
 /** Version strings of the programs in the comparison. */
@@ -63,6 +123,7 @@ export async function versions(tools: Tools): Promise<Record<string, string>> {
   if (tools.nginx) out.nginx = (await run([tools.nginx, "-v"])).out.trim().replace(/^nginx version: nginx\//, "");
   // "wrk debian/4.1.0-3+b2 [epoll] Copyright (C) 2012 Will Glozer"
   if (tools.wrk) out.wrk = (await run([tools.wrk, "-v"])).out.split("\n")[0]!.replace(/^wrk\s+/, "").replace(/\s+Copyright.*$/, "").trim();
+  if (tools.oha) out.oha = (await run([tools.oha, "--version"])).out.trim().replace(/^oha\s+/, "");
   const git = await run(["git", "-C", new URL("../..", import.meta.url).pathname, "rev-parse", "--short", "HEAD"]).catch(() => ({ code: 1, out: "" }));
   if (git.code === 0) out.memproxy_commit = git.out.trim();
   return out;
