@@ -79,6 +79,8 @@ export interface ConfigInfo {
 export interface MemoryChainInfo {
   memory_id_forwarding: "on" | "off" | "partial" | "unknown";
   notes: readonly string[];
+  /** What stops memory from working, each with its fix (e.g. the YAML lines to add). */
+  problems?: readonly { severity: "error" | "warning"; message: string; fix: string }[];
 }
 
 /** Where the board reads what records do not carry; each is called at most once a second while a page is open. */

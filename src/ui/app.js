@@ -422,7 +422,12 @@
     const notes = $("chain-notes");
     const chain = state.memory_chain || { memory_id_forwarding: "unknown", notes: [] };
     const cls = chain.memory_id_forwarding === "off" ? "bad" : chain.memory_id_forwarding === "partial" ? "warn" : "";
-    notes.replaceChildren(...(chain.notes || []).map((n) => el("li", cls, n)));
+    const problems = (chain.problems || []).map((p) => {
+      const li = el("li", p.severity === "error" ? "bad" : "warn", p.message);
+      if (p.fix) li.append(el("pre", "fix", p.fix));
+      return li;
+    });
+    notes.replaceChildren(...problems, ...(chain.notes || []).map((n) => el("li", cls, n)));
   }
 
   function renderRecent(fresh) {
@@ -656,10 +661,12 @@
       return;
     }
     const d = (body && body.decision) || body || {};
+    const rule = d.rule || (d.matched_pattern ? d.matched_pattern.header + ": " + d.matched_pattern.pattern : null);
     let reason;
-    if (d.decided_by) reason = why(d.decided_by, d.rule, d.tool, null);
+    if (d.decided_by === "derived" && d.derived_from) reason = "derived from the User-Agent product " + d.derived_from;
+    else if (d.decided_by) reason = why(d.decided_by, rule, d.tool, null);
     else if (d.custom_header_present) reason = why("custom_header");
-    else if (d.matched_pattern) reason = "rule " + d.matched_pattern.header + ": " + d.matched_pattern.pattern;
+    else if (rule) reason = why("rule", rule);
     else reason = why("default");
     showResult(box, true, [el("span", "", "Memory id"), badge(d.user_id ?? "?", "id"), el("span", "muted", "because: " + reason)], body);
   }
