@@ -82,13 +82,30 @@ mkdir -p "$bin_dir"
 # Copy then rename: replacing a running binary in place fails ("text file busy"), a rename does not.
 cp "$src" "$bin_dir/.memproxy.new"
 chmod 755 "$bin_dir/.memproxy.new"
-if [ "$os" = darwin ] && command -v xattr >/dev/null 2>&1; then
-  xattr -d com.apple.quarantine "$bin_dir/.memproxy.new" 2>/dev/null || true
+if [ "$os" = darwin ]; then
+  # A browser's download is quarantined, and Gatekeeper refuses a quarantined binary that Apple has not
+  # notarised ("cannot be opened": releases are signed ad hoc unless built with a Developer ID). The
+  # checksums above stand in for that check: the attribute goes.
+  if command -v xattr >/dev/null 2>&1; then
+    xattr -d com.apple.quarantine "$bin_dir/.memproxy.new" 2>/dev/null || true
+  fi
+  # macOS kills a binary whose signature does not match its contents before it prints anything.
+  if command -v codesign >/dev/null 2>&1 && ! codesign --verify --strict "$bin_dir/.memproxy.new" 2>"$tmp/codesign.err"; then
+    rm -f "$bin_dir/.memproxy.new"
+    fail "the memproxy binary's code signature does not verify ($(cat "$tmp/codesign.err")): macOS would not run it. Nothing was installed; download the release again, or report it."
+  fi
+fi
+# Run before it replaces anything: a binary that does not start here must not take the place of one that does.
+if ! version=$("$bin_dir/.memproxy.new" --version 2>"$tmp/run.err"); then
+  rm -f "$bin_dir/.memproxy.new"
+  fail "the memproxy binary does not run on this machine ($os-$arch): $(head -c 500 "$tmp/run.err"). Nothing was installed."
 fi
 mv -f "$bin_dir/.memproxy.new" "$bin_dir/memproxy"
-
-version=$("$bin_dir/memproxy" --version) || fail "$bin_dir/memproxy was installed but does not run on this machine ($os-$arch)"
-echo "installed memproxy $version to $bin_dir/memproxy"
+case "$version" in
+  memproxy\ *) ;;
+  *) version="memproxy $version" ;;
+esac
+echo "installed $version to $bin_dir/memproxy"
 case ":$PATH:" in
   *":$bin_dir:"*) ;;
   *) echo "note: $bin_dir is not on your PATH; add it, e.g.: echo 'export PATH=\"$bin_dir:\$PATH\"' >> ~/.profile" ;;

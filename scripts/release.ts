@@ -2,10 +2,16 @@
 // Each target gets dist/release/memproxy-<version>-<os>-<arch>.tar.gz (the binary and its checksum, README.md,
 // config.example.yaml, install.sh) and a .sha256 beside it. Bun fetches a cross target's runtime at build time;
 // where it cannot, that target is skipped with the reason (--strict makes that an error).
+// darwin binaries are signed with rcodesign (scripts/codesign.ts: ad hoc, or a Developer ID and notarisation
+// through MEMPROXY_SIGN_* / MEMPROXY_NOTARY_*) and their signature verified; without rcodesign they are skipped.
+// Binaries this machine can start (its own, and linux-arm64 under QEMU user emulation) must report their version.
 import { chmod, cp, mkdir, rm } from "node:fs/promises";
+import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { VERSION } from "../src/version.ts";
+import { buildInfo } from "./build.ts";
+import { findRcodesign, notarizeDarwin, signDarwin, signingSettings, verifyDarwin, type SigningSettings } from "./codesign.ts";
 
 /** Release targets: our name (os-arch, as in the archive name) to Bun's --target. */
 const TARGETS: Record<string, string> = {
@@ -34,6 +40,17 @@ for (const t of wanted) {
     process.exit(2);
   }
 }
+let signing: SigningSettings = {};
+try {
+  signing = signingSettings();
+} catch (err) {
+  console.error(`release: ${(err as Error).message}`);
+  process.exit(2);
+}
+
+// One commit and date for every target, so that all four report the same version line.
+const info = buildInfo(root);
+const versionLine = `memproxy ${VERSION} (commit ${info.commit}, built ${info.date}, bun ${Bun.version})`;
 
 await mkdir(out, { recursive: true });
 const built: string[] = [];
@@ -44,28 +61,61 @@ for (const target of wanted) {
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true });
   const binary = join(staging, "memproxy");
+  const skip = async (why: string) => {
+    console.log(`skipped ${target}: ${why}`);
+    skipped.push(target);
+    await rm(staging, { recursive: true, force: true });
+  };
 
-  const proc = Bun.spawn([process.execPath, join(root, "scripts", "build.ts"), "--target", TARGETS[target]!, "--outfile", binary], {
-    cwd: root,
-    stdout: "pipe",
-    stderr: "pipe",
-  });
+  const proc = Bun.spawn(
+    [process.execPath, join(root, "scripts", "build.ts"), "--target", TARGETS[target]!, "--outfile", binary, "--commit", info.commit, "--date", info.date],
+    { cwd: root, stdout: "pipe", stderr: "pipe" },
+  );
   const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
   if (code !== 0) {
     const download = /Failed to download[^\n]*/.exec(stderr + stdout)?.[0];
     if (download && target !== HOST) {
-      console.log(
-        `skipped ${target}: bun could not fetch its runtime for this target (${download.trim()}). ` +
+      await skip(
+        `bun could not fetch its runtime for this target (${download.trim()}). ` +
           `Bun downloads it from the npm registry (@oven/bun-${TARGETS[target]!.slice(4).replace("arm64", "aarch64")}); build this target where that is reachable.`,
       );
-      skipped.push(target);
-      await rm(staging, { recursive: true, force: true });
       continue;
     }
     console.error(`release: building ${target} failed (exit ${code}):\n${stdout}${stderr}`);
     process.exit(1);
   }
-  if (target === HOST) await smokeTest(binary);
+
+  if (target.startsWith("darwin-")) {
+    const rcodesign = findRcodesign();
+    if (!rcodesign) {
+      await skip("its binary must be signed (macOS kills it otherwise), and rcodesign is not installed: bash scripts/setup-release-tools.sh installs it (or set MEMPROXY_RCODESIGN_BIN).");
+      continue;
+    }
+    let how: string;
+    try {
+      how = await signDarwin(binary, rcodesign, signing);
+    } catch (err) {
+      console.error(`release: signing ${target} failed: ${(err as Error).message}`);
+      process.exit(1);
+    }
+    const verified = await verifyDarwin(binary, rcodesign);
+    if (!verified.ok) {
+      console.error(`release: the ${target} binary's signature does not verify after signing; macOS would kill it:\n${verified.problems.slice(0, 20).join("\n")}${verified.problems.length > 20 ? `\n… and ${verified.problems.length - 20} more` : ""}`);
+      process.exit(1);
+    }
+    console.log(`signed ${target} (${how}); rcodesign verify: OK`);
+    if (signing.notaryApiKeyFile) {
+      try {
+        await notarizeDarwin(binary, rcodesign, signing.notaryApiKeyFile);
+      } catch (err) {
+        console.error(`release: notarising ${target} failed: ${(err as Error).message}`);
+        process.exit(1);
+      }
+      console.log(`notarised ${target}`);
+    }
+  }
+  const runner = starter(target);
+  if (runner) await smokeTest(target, [...runner, binary]);
 
   await Bun.write(join(staging, "memproxy.sha256"), `${await sha256(binary)}  memproxy\n`);
   if (await Bun.file(join(root, "README.md")).exists()) await cp(join(root, "README.md"), join(staging, "README.md"));
@@ -115,12 +165,27 @@ async function run(cmd: string[]): Promise<void> {
   }
 }
 
-/** The host's binary must run and report the version it was built for. */
-async function smokeTest(binary: string): Promise<void> {
-  const proc = Bun.spawn([binary, "--version"], { stdout: "pipe", stderr: "pipe", env: { PATH: process.env.PATH } });
+/**
+ * How this machine can start a target's binary: directly (its own target), under QEMU user emulation
+ * (linux-arm64 on linux-x64, with Debian's arm64 C library), or not at all (undefined).
+ */
+function starter(target: string): string[] | undefined {
+  if (target === HOST) return [];
+  if (target === "linux-arm64" && HOST === "linux-x64") {
+    const qemu = Bun.which("qemu-aarch64-static") ?? Bun.which("qemu-aarch64");
+    if (qemu) return existsSync("/usr/aarch64-linux-gnu") ? [qemu, "-L", "/usr/aarch64-linux-gnu"] : [qemu];
+  }
+  return undefined;
+}
+
+/** The binary must start and report the version it was built as. */
+async function smokeTest(target: string, cmd: string[]): Promise<void> {
+  const proc = Bun.spawn([...cmd, "--version"], { stdout: "pipe", stderr: "pipe", env: { PATH: process.env.PATH } });
   const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
-  if (code !== 0 || stdout.trim() !== VERSION) {
-    console.error(`release: ${binary} --version printed ${JSON.stringify(stdout.trim())} (exit ${code}), expected ${VERSION}\n${stderr}`);
+  // VERSION alone: what cli.ts printed before it printed versionText().
+  if (code !== 0 || (stdout.trim() !== versionLine && stdout.trim() !== VERSION)) {
+    console.error(`release: ${target}: '${cmd.join(" ")} --version' printed ${JSON.stringify(stdout.trim())} (exit ${code}), expected ${JSON.stringify(versionLine)}\n${stderr}`);
     process.exit(1);
   }
+  console.log(`started ${target}${cmd.length > 1 ? ` (under ${cmd[0]})` : ""}: ${stdout.trim()}`);
 }

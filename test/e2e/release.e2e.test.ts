@@ -1,0 +1,261 @@
+// scripts/release.ts and scripts/install.sh end to end: a release of the host's target checked archive by archive,
+// and a release of all four targets whose darwin signatures are verified (rcodesign) and whose linux-arm64
+// binary is started under QEMU user emulation.
+import { afterAll, describe, expect, test } from "bun:test";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildCommand, buildInfo } from "../../scripts/build.ts";
+import { findRcodesign, IDENTIFIER, RCODESIGN_VERSION, verifyDarwin } from "../../scripts/codesign.ts";
+import { VERSION } from "../../src/version.ts";
+import { startBackend } from "../support/backend.ts";
+import { spawnMemproxy } from "../support/memproxy.ts";
+
+const ROOT = join(import.meta.dir, "..", "..");
+const HOST = `${process.platform}-${process.arch}`;
+// A target this machine is not, so that Bun has to fetch its runtime.
+const CROSS = HOST === "darwin-arm64" ? "linux-arm64" : "darwin-arm64";
+const ARCHIVE = `memproxy-${VERSION}-${HOST}.tar.gz`;
+const TARGETS = ["linux-x64", "linux-arm64", "darwin-x64", "darwin-arm64"];
+
+const tmp = mkdtempSync(join(tmpdir(), "memproxy-release-"));
+const out = join(tmp, "release");
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** What `--version` prints for a build of this tree: versionText(), or the bare version cli.ts printed before it. */
+function isVersionLine(line: string): boolean {
+  const { commit, date } = buildInfo(ROOT);
+  return line === VERSION || line === `memproxy ${VERSION} (commit ${commit}, built ${date}, bun ${Bun.version})`;
+}
+
+async function exec(cmd: string[], options: { cwd?: string; env?: Record<string, string | undefined> } = {}) {
+  const proc = Bun.spawn(cmd, { cwd: options.cwd ?? ROOT, env: options.env ?? process.env, stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+  return { stdout, stderr, code };
+}
+
+/** Environment in which Bun cannot download a cross target's runtime: an empty cache and a proxy that hangs up. */
+function offlineEnv(listener: { port: number }) {
+  const cache = mkdtempSync(join(tmp, "cache-"));
+  const proxy = `http://127.0.0.1:${listener.port}`;
+  return { ...process.env, BUN_INSTALL_CACHE_DIR: cache, HTTPS_PROXY: proxy, https_proxy: proxy, HTTP_PROXY: proxy, http_proxy: proxy };
+}
+const hangUp = () => Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { open: (s) => void s.end(), data() {} } });
+
+const sha256 = (path: string) => new Bun.CryptoHasher("sha256").update(readFileSync(path)).digest("hex");
+
+let releasing: Promise<{ stdout: string; stderr: string; code: number }> | undefined;
+/** Runs one release (the host's target, and a cross target Bun cannot fetch) once for all the tests here. */
+function release() {
+  releasing ??= (async () => {
+    const listener = hangUp();
+    try {
+      return await exec([process.execPath, "scripts/release.ts", "--targets", `host,${CROSS}`, "--out", out], { env: offlineEnv(listener) });
+    } finally {
+      listener.stop(true);
+    }
+  })();
+  return releasing;
+}
+
+describe("scripts/release.ts", () => {
+  test("builds the host's archive and skips, with the reason, a target whose runtime cannot be fetched", async () => {
+    const r = await release();
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`skipped ${CROSS}: bun could not fetch its runtime`);
+    expect(r.stdout).toContain("Failed to download");
+    expect(existsSync(join(out, ARCHIVE))).toBe(true);
+    expect(existsSync(join(out, `memproxy-${VERSION}-${CROSS}.tar.gz`))).toBe(false);
+  });
+
+  test("the archive has a checksum file in sha256sum's format, also listed in SHA256SUMS", async () => {
+    await release();
+    const line = `${sha256(join(out, ARCHIVE))}  ${ARCHIVE}\n`;
+    expect(readFileSync(join(out, `${ARCHIVE}.sha256`), "utf8")).toBe(line);
+    expect(readFileSync(join(out, "SHA256SUMS"), "utf8")).toBe(line);
+    expect(readFileSync(join(out, "install.sh"), "utf8")).toBe(readFileSync(join(ROOT, "scripts", "install.sh"), "utf8"));
+  });
+
+  test("the archive holds the binary with its checksum, config.example.yaml and install.sh; the binary reports the version", async () => {
+    await release();
+    const dir = mkdtempSync(join(tmp, "extract-"));
+    const untar = await exec(["tar", "-xzf", join(out, ARCHIVE), "-C", dir]);
+    expect(untar.code).toBe(0);
+    const top = join(dir, `memproxy-${VERSION}-${HOST}`);
+    expect(readFileSync(join(top, "memproxy.sha256"), "utf8")).toBe(`${sha256(join(top, "memproxy"))}  memproxy\n`);
+    expect(readFileSync(join(top, "config.example.yaml"), "utf8")).toBe(readFileSync(join(ROOT, "config.example.yaml"), "utf8"));
+    expect(existsSync(join(top, "install.sh"))).toBe(true);
+    const version = await exec([join(top, "memproxy"), "--version"]);
+    expect({ stderr: version.stderr, code: version.code }).toEqual({ stderr: "", code: 0 });
+    expect(isVersionLine(version.stdout.trimEnd())).toBe(true);
+  });
+
+  test("--strict fails when a target had to be skipped", async () => {
+    const listener = hangUp();
+    try {
+      const r = await exec([process.execPath, "scripts/release.ts", "--targets", CROSS, "--strict", "--out", join(tmp, "strict")], { env: offlineEnv(listener) });
+      expect(r.code).toBe(1);
+      expect(r.stdout).toContain(`skipped ${CROSS}`);
+    } finally {
+      listener.stop(true);
+    }
+  });
+
+  test("an unknown target is a usage error", async () => {
+    const r = await exec([process.execPath, "scripts/release.ts", "--targets", "windows-x64", "--out", join(tmp, "none")]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("unknown target 'windows-x64'");
+  });
+
+  test("notarising without a Developer ID is a usage error, before anything is built", async () => {
+    const r = await exec([process.execPath, "scripts/release.ts", "--targets", "host", "--out", join(tmp, "notary")], {
+      env: { ...process.env, MEMPROXY_NOTARY_API_KEY_FILE: "/nonexistent/key.json", MEMPROXY_SIGN_P12_FILE: "" },
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("MEMPROXY_SIGN_P12_FILE is not");
+    expect(existsSync(join(tmp, "notary", ARCHIVE))).toBe(false);
+  });
+});
+
+describe("scripts/install.sh", () => {
+  test("installs from the archive into --bin-dir after checking its checksum", async () => {
+    await release();
+    const bin = join(tmp, "bin-dir");
+    const r = await exec(["sh", join(out, "install.sh"), "--bin-dir", bin, join(out, ARCHIVE)]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^installed memproxy ${VERSION.replaceAll(".", "\\.")}( \\(commit [^)]+\\))? to ${bin}/memproxy$`, "m"));
+    expect(isVersionLine((await exec([join(bin, "memproxy"), "--version"])).stdout.trimEnd())).toBe(true);
+  });
+
+  test("refuses an archive that does not match its checksum, and installs nothing", async () => {
+    await release();
+    const dir = mkdtempSync(join(tmp, "damaged-"));
+    copyFileSync(join(out, ARCHIVE), join(dir, ARCHIVE));
+    writeFileSync(join(dir, `${ARCHIVE}.sha256`), `${"0".repeat(64)}  ${ARCHIVE}\n`);
+    const r = await exec(["sh", join(out, "install.sh"), "--prefix", join(dir, "prefix"), join(dir, ARCHIVE)]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`checksum mismatch for ${join(dir, ARCHIVE)}`);
+    expect(existsSync(join(dir, "prefix"))).toBe(false);
+
+    rmSync(join(dir, `${ARCHIVE}.sha256`));
+    const missing = await exec(["sh", join(out, "install.sh"), join(dir, ARCHIVE)]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(`no checksum file ${join(dir, ARCHIVE)}.sha256`);
+  });
+
+  test("run inside an extracted archive, installs into ~/.local/bin", async () => {
+    await release();
+    const dir = mkdtempSync(join(tmp, "inside-"));
+    expect((await exec(["tar", "-xzf", join(out, ARCHIVE), "-C", dir])).code).toBe(0);
+    const home = join(dir, "home");
+    mkdirSync(home);
+    const r = await exec(["sh", join(dir, `memproxy-${VERSION}-${HOST}`, "install.sh")], { env: { PATH: process.env.PATH, HOME: home } });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("is not on your PATH");
+    expect(isVersionLine((await exec([join(home, ".local", "bin", "memproxy"), "--version"])).stdout.trimEnd())).toBe(true);
+  });
+});
+
+// ---- All four targets: signatures and emulation ---------------------------------------------------------------
+
+const RCODESIGN = findRcodesign();
+const QEMU = Bun.which("qemu-aarch64-static");
+const ARM64_LIBC = "/usr/aarch64-linux-gnu";
+const CI = process.env.CI === "true";
+const SETUP = "bash scripts/setup-release-tools.sh";
+if (!RCODESIGN && !CI) {
+  console.warn(`release.e2e.test.ts: skipping the four-target release and its darwin signatures: rcodesign ${RCODESIGN_VERSION} is not installed. Install it with: ${SETUP}`);
+}
+if ((!QEMU || !existsSync(ARM64_LIBC)) && !CI) {
+  console.warn(`release.e2e.test.ts: skipping the linux-arm64 binary under emulation: qemu-aarch64-static or ${ARM64_LIBC} is missing. Install them with: ${SETUP} (as root), or apt-get install qemu-user-static libc6-arm64-cross`);
+}
+test.if(CI && !RCODESIGN)("rcodesign is installed (required in CI)", () => {
+  throw new Error(`rcodesign ${RCODESIGN_VERSION} is not installed: run ${SETUP} (or set MEMPROXY_RCODESIGN_BIN)`);
+});
+test.if(CI && (!QEMU || !existsSync(ARM64_LIBC)))("QEMU user emulation for arm64 is installed (required in CI)", () => {
+  throw new Error(`qemu-aarch64-static or ${ARM64_LIBC} is missing: run ${SETUP} as root (apt-get install qemu-user-static libc6-arm64-cross)`);
+});
+
+const full = join(tmp, "full");
+let releasingAll: Promise<{ stdout: string; stderr: string; code: number }> | undefined;
+/** A release of every target (Bun fetches the cross runtimes from the npm registry), once for the tests below. */
+function releaseAll() {
+  releasingAll ??= exec([process.execPath, "scripts/release.ts", "--targets", "all", "--strict", "--out", full]);
+  return releasingAll;
+}
+/** Extracts one target's binary from the full release; returns its path. */
+async function binaryOf(target: string): Promise<string> {
+  const dir = mkdtempSync(join(tmp, `${target}-`));
+  expect((await exec(["tar", "-xzf", join(full, `memproxy-${VERSION}-${target}.tar.gz`), "-C", dir])).code).toBe(0);
+  return join(dir, `memproxy-${VERSION}-${target}`, "memproxy");
+}
+
+describe.skipIf(!RCODESIGN || process.platform !== "linux")("a release of all four targets", () => {
+  test("every target is built, signed where it must be, and started where this machine can", async () => {
+    const r = await releaseAll();
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    for (const target of TARGETS) expect(r.stdout).toContain(`built ${join(full, `memproxy-${VERSION}-${target}.tar.gz`)}`);
+    expect(r.stdout).toContain("signed darwin-x64 (ad hoc); rcodesign verify: OK");
+    expect(r.stdout).toContain("signed darwin-arm64 (ad hoc); rcodesign verify: OK");
+    expect(readFileSync(join(full, "SHA256SUMS"), "utf8").trimEnd().split("\n")).toHaveLength(4);
+  });
+
+  // Bun's own output for darwin-x64 is the case the signing exists for: the verifier must see its problems.
+  test("rcodesign verify finds the digest problems of an unsigned darwin-x64 build", async () => {
+    const raw = join(tmp, "raw-darwin-x64");
+    const build = Bun.spawn(buildCommand({ target: "bun-darwin-x64", outfile: raw, minify: true, info: buildInfo(ROOT) }), { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+    expect(await build.exited).toBe(0);
+    const verified = await verifyDarwin(raw, RCODESIGN!);
+    expect(verified.ok).toBe(false);
+    expect(verified.problems.filter((p) => /^code digest (mismatch|missing)/.test(p)).length).toBeGreaterThan(100);
+    expect(verified.problems).toContainEqual(expect.stringMatching(/^the code digests cover \d+ bytes, but the signature starts at \d+/));
+  });
+
+  test.each(["darwin-x64", "darwin-arm64"])("%s: the signature verifies, with no digest problem, under memproxy's identifier", async (target) => {
+    await releaseAll();
+    const binary = await binaryOf(target);
+    const verified = await verifyDarwin(binary, RCODESIGN!);
+    expect(verified.problems).toEqual([]);
+    expect(verified.ok).toBe(true);
+    expect(verified.info).toMatchObject({ identifier: IDENTIFIER, flags: ["ADHOC", "RUNTIME"] });
+    // Signed over the final bytes: every page up to the signature has its digest.
+    expect(verified.info!.signedSize).toBe(verified.info!.signatureStart);
+  });
+
+  describe.skipIf(!QEMU || !existsSync(ARM64_LIBC) || process.arch !== "x64")("linux-arm64 under QEMU user emulation", () => {
+    const emulated = (binary: string) => [QEMU!, "-L", ARM64_LIBC, binary];
+
+    test("answers --version", async () => {
+      await releaseAll();
+      const r = await exec([...emulated(await binaryOf("linux-arm64")), "--version"]);
+      expect(r.code).toBe(0);
+      expect(isVersionLine(r.stdout.trimEnd())).toBe(true);
+      // Without binfmt_misc the re-exec fails (ENOEXEC): one warning line, nothing else.
+      for (const line of r.stderr.split("\n").filter(Boolean)) expect(line).toStartWith("memproxy: warning: cannot re-execute itself with its runtime settings");
+      expect(r.stderr.split("\n").filter(Boolean).length).toBeLessThanOrEqual(1);
+    });
+
+    test("routes a request to the backend with the caller's x-sm-user-id", async () => {
+      await releaseAll();
+      await using backend = startBackend();
+      await using mp = spawnMemproxy([...emulated(await binaryOf("linux-arm64")), "--port", "0", "--backend", backend.url]);
+      const url = await mp.listening();
+      const res = await fetch(`${url}/v1/chat/completions`, {
+        method: "POST",
+        body: JSON.stringify({ model: "m", messages: [] }),
+        headers: { "user-agent": "claude-cli/2.1.197 (external, cli)", "x-sm-user-id": "someone-else", "content-type": "application/json" },
+      });
+      expect(res.status).toBe(200);
+      const [arrived] = await backend.waitFor(1);
+      expect(arrived!.path).toBe("/v1/chat/completions");
+      expect(arrived!.headers.get("x-sm-user-id")).toBe("claude-cli");
+      const output = mp.lines.join("\n");
+      expect(output).not.toContain("ExperimentalWarning");
+      expect(mp.lines.filter((l) => l.includes("warning: cannot re-execute")).length).toBeLessThanOrEqual(1);
+    });
+  });
+});
