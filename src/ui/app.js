@@ -6,6 +6,8 @@
   const RECENT_MAX = 200;
   /** Rows of the recent requests shown until "Show all" is clicked. */
   const RECENT_SHOWN = 15;
+  /** The chart shows at least this many buckets, even just after start. */
+  const CHART_MIN_BUCKETS = 12;
   const SVG = "http://www.w3.org/2000/svg";
   /** No data at all (not even a heartbeat) for this long: the stream is dead, reconnect. */
   const SILENCE_MS = 45_000;
@@ -45,8 +47,12 @@
     if (n < 1_000_000) return (n / 1000).toFixed(n < 100_000 ? 1 : 0) + "k";
     return (n / 1_000_000).toFixed(1) + "M";
   }
+  function plural(n, word) {
+    return count(n) + " " + word + (n === 1 ? "" : "s");
+  }
   function duration(ms) {
     if (ms === null || ms === undefined) return "–";
+    if (ms < 10) return ms.toFixed(1) + " ms";
     if (ms < 1000) return Math.round(ms) + " ms";
     if (ms < 60_000) return (ms / 1000).toFixed(1) + " s";
     return Math.floor(ms / 60_000) + " min " + Math.round((ms % 60_000) / 1000) + " s";
@@ -96,6 +102,7 @@
       case "custom_header":
         return "own header" + (header ? " " + header : "");
       case "rule":
+      case "pattern": // the router's name for a configured rule
         return "rule " + (rule || "");
       case "builtin":
         return "built-in rule" + (tool ? ": " + tool : rule ? " " + rule : "");
@@ -341,11 +348,11 @@
     const products = new Set(s.tools.filter((t) => t.user_id !== null).map((t) => t.product));
     const memIds = new Set(s.tools.filter((t) => t.user_id !== null).map((t) => t.user_id));
     $("s-tools").textContent = String(products.size);
-    $("s-tools-sub").textContent = memIds.size + (memIds.size === 1 ? " memory id" : " memory ids");
+    $("s-tools-sub").textContent = plural(memIds.size, "memory id");
 
     const inWindow = s.series.requests.reduce((a, b) => a + b, 0);
     $("s-requests").textContent = count(s.totals.requests);
-    $("s-requests-sub").textContent = count(s.totals.errors) + " errors · " + count(inWindow) + " in 15 min";
+    $("s-requests-sub").textContent = plural(s.totals.errors, "error") + " · " + count(inWindow) + " in 15 min";
     $("s-tokens").textContent = count(s.totals.input_tokens) + " / " + count(s.totals.output_tokens);
     $("s-tokens-sub").textContent = "since " + when(s.started_at);
 
@@ -354,7 +361,7 @@
     be.className = "badge " + (s.backends.length === 0 ? "" : up === s.backends.length ? "ok" : up === 0 ? "bad" : "warn");
     be.textContent = s.backends.length ? up + " of " + s.backends.length + " up" : "–";
     const l = s.litellm;
-    $("s-backends-sub").textContent = l ? "LiteLLM " + l.state + " · " + l.restarts + (l.restarts === 1 ? " restart" : " restarts") : "LiteLLM not supervised here";
+    $("s-backends-sub").textContent = l ? "LiteLLM " + l.state + " · " + plural(l.restarts, "restart") : "LiteLLM not supervised here";
   }
 
   function toolKey(t) {
@@ -406,7 +413,11 @@
       const tr = el("tr");
       const st = MEMORY[m.last_state] || ["–", ""];
       const stateCell = td(badge(st[0], st[1], m.last_error || st[2]), "note");
-      if (m.last_error) stateCell.append(el("span", "tool-sub", m.last_error));
+      if (m.last_error) {
+        const note = el("span", "tool-sub", m.last_error);
+        note.title = m.last_error;
+        stateCell.append(note);
+      }
       tr.append(
         td(idBadge(m.user_id)),
         stateCell,
@@ -526,34 +537,45 @@
     problems.replaceChildren(...(r && !r.ok && r.problems ? r.problems : []).map((p) => el("li", "bad", p)));
   }
 
-  /** Requests per bucket as bars (errors over them), tokens in and out as lines: inline SVG, no library. */
+  /**
+   * Requests per bucket as bars (errors over them), tokens in and out as lines: inline SVG, no library.
+   * A memproxy started minutes ago is shown since its start (at least two minutes), not as an empty window.
+   */
   function renderChart() {
     const s = state.series;
     const n = s.requests.length;
+    const step = s.step_ms;
     const W = 640;
     const H = 220;
     const left = 44;
     const right = 8;
     const plotW = W - left - right;
-    const bw = plotW / n;
     const top1 = 18;
     const h1 = 70;
     const top2 = 118;
     const h2 = 70;
-    const root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": "requests and tokens over the last 15 minutes" });
-    const maxReq = niceMax(Math.max(...s.requests));
-    const maxTok = niceMax(Math.max(...s.input_tokens, ...s.output_tokens));
-    const x = (i) => left + i * bw;
+    const firstLive = Math.max(0, Math.min(n - 1, Math.floor((state.started_at - s.start) / step)));
+    const from = Math.max(0, Math.min(firstLive, n - CHART_MIN_BUCKETS));
+    const shown = n - from;
+    const bw = plotW / shown;
+    const x = (i) => left + (i - from) * bw;
+    const req = s.requests.slice(from);
+    const maxReq = niceMax(Math.max(...req));
+    const maxTok = niceMax(Math.max(...s.input_tokens.slice(from), ...s.output_tokens.slice(from)));
+    const spanMs = shown * step;
+    const root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": "requests and tokens per " + step / 1000 + " s" });
 
     // Before memproxy started there is no data: shaded, not drawn as zero.
-    const firstLive = Math.max(0, Math.min(n, Math.floor((state.started_at - s.start) / s.step_ms)));
-    if (firstLive > 0) {
-      root.append(svg("rect", { class: "before", x: left, y: top1, width: firstLive * bw, height: h1 }));
-      root.append(svg("rect", { class: "before", x: left, y: top2, width: firstLive * bw, height: h2 }));
+    if (firstLive > from) {
+      const edge = x(firstLive);
+      root.append(svg("rect", { class: "before", x: left, y: top1, width: edge - left, height: h1 }));
+      root.append(svg("rect", { class: "before", x: left, y: top2, width: edge - left, height: h2 }));
+      root.append(svg("line", { class: "start-line", x1: edge, x2: edge, y1: top1, y2: top2 + h2 }));
+      root.append(svg("text", { x: edge - 4, y: top1 + 12, "text-anchor": "end" }, "started " + clock(state.started_at)));
     }
     for (const [top, h, max, title] of [
-      [top1, h1, maxReq, "Requests per 10 s"],
-      [top2, h2, maxTok, "Tokens per 10 s"],
+      [top1, h1, maxReq, "Requests per " + step / 1000 + " s"],
+      [top2, h2, maxTok, "Tokens per " + step / 1000 + " s"],
     ]) {
       root.append(svg("text", { class: "title", x: left, y: top - 6 }, title));
       root.append(svg("line", { class: "grid-line", x1: left, x2: W - right, y1: top, y2: top }));
@@ -563,16 +585,15 @@
       root.append(svg("text", { x: left - 6, y: top + h / 2 + 3, "text-anchor": "end" }, count(max / 2)));
       root.append(svg("text", { x: left - 6, y: top + h + 3, "text-anchor": "end" }, "0"));
     }
-    for (let i = 0; i < n; i++) {
-      const req = s.requests[i];
-      if (req > 0) {
-        const h = Math.max(1, (req / maxReq) * h1);
-        root.append(svg("rect", { class: "bar-req", x: x(i) + 0.5, y: top1 + h1 - h, width: Math.max(1, bw - 1), height: h }));
-      }
-      const err = s.errors[i];
-      if (err > 0) {
-        const h = Math.max(1, (err / maxReq) * h1);
-        root.append(svg("rect", { class: "bar-err", x: x(i) + 0.5, y: top1 + h1 - h, width: Math.max(1, bw - 1), height: h }));
+    const gap = Math.min(2, bw / 4);
+    for (let i = from; i < n; i++) {
+      for (const [value, cls] of [
+        [s.requests[i], "bar-req"],
+        [s.errors[i], "bar-err"],
+      ]) {
+        if (!(value > 0)) continue;
+        const h = Math.max(1, (value / maxReq) * h1);
+        root.append(svg("rect", { class: cls, x: x(i) + gap / 2, y: top1 + h1 - h, width: Math.max(1, bw - gap), height: h }));
       }
     }
     for (const [values, cls] of [
@@ -581,36 +602,30 @@
     ]) {
       const pts = [];
       for (let i = firstLive; i < n; i++) pts.push((x(i) + bw / 2).toFixed(1) + "," + (top2 + h2 - (values[i] / maxTok) * h2).toFixed(1));
-      if (pts.length === 0) continue;
-      const first = (x(firstLive) + bw / 2).toFixed(1);
+      if (pts.length < 2) pts.unshift((x(firstLive) + 0.5).toFixed(1) + "," + (top2 + h2));
+      const first = pts[0].split(",")[0];
       const last = (x(n - 1) + bw / 2).toFixed(1);
       root.append(svg("polygon", { class: "area-" + cls, points: first + "," + (top2 + h2) + " " + pts.join(" ") + " " + last + "," + (top2 + h2) }));
       root.append(svg("polyline", { class: "line-" + cls, points: pts.join(" ") }));
     }
-    // Time axis: minutes before the newest bucket.
-    const minutes = (n * s.step_ms) / 60_000;
-    for (const m of [15, 10, 5, 0]) {
-      if (m > minutes) continue;
-      const i = n - (m * 60_000) / s.step_ms;
-      const label = m === 0 ? "now" : "−" + m + " min";
-      root.append(svg("text", { x: Math.min(W - right, Math.max(left, x(i))), y: H - 8, "text-anchor": m === 0 ? "end" : i <= 0 ? "start" : "middle" }, label));
+    // Time axis: how long before now, at 4 ticks at most.
+    const tick = [30_000, 60_000, 120_000, 300_000, 600_000].find((t) => spanMs / t <= 4) ?? 600_000;
+    for (let t = 0; t <= spanMs + 1; t += tick) {
+      const px = left + plotW - (t / spanMs) * plotW;
+      const label = t === 0 ? "now" : t < 60_000 ? "−" + t / 1000 + " s" : "−" + t / 60_000 + " min";
+      root.append(svg("text", { x: px, y: H - 8, "text-anchor": t === 0 ? "end" : px - left < 20 ? "start" : "middle" }, label));
     }
     // Hover: one transparent column per bucket with its numbers.
     for (let i = firstLive; i < n; i++) {
       const t = svg("rect", { x: x(i), y: top1, width: bw, height: top2 + h2 - top1, fill: "transparent" });
-      t.append(
-        svg(
-          "title",
-          {},
-          clock(s.start + i * s.step_ms) +
-            ": " + s.requests[i] + " requests, " + s.errors[i] + " errors, " +
-            count(s.input_tokens[i]) + " tokens in, " + count(s.output_tokens[i]) + " out",
-        ),
-      );
+      const text = clock(s.start + i * step) + ": " + s.requests[i] + " requests, " + s.errors[i] + " errors, " +
+        count(s.input_tokens[i]) + " tokens in, " + count(s.output_tokens[i]) + " out";
+      t.append(svg("title", {}, text));
       root.append(t);
     }
     $("chart").replaceChildren(root);
-    $("chart-range").textContent = "last " + Math.round(minutes) + " minutes, per " + s.step_ms / 1000 + " s";
+    const minutes = Math.round(spanMs / 60_000);
+    $("chart-range").textContent = "last " + minutes + " minutes, per " + step / 1000 + " s";
   }
 
   /** The smallest 1, 2 or 5 times a power of ten at or above v (at least 1). */
