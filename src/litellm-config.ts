@@ -313,7 +313,7 @@ function analyzeModel(
       code: "api_base_missing",
       severity: "error",
       message: `${at}: no litellm_params.api_base, so LiteLLM calls the provider directly and Supermemory never sees the request`,
-      fix: `      api_base: ${SUPERMEMORY_ROUTER}${example}`,
+      fix: modelFix(name, `api_base: ${SUPERMEMORY_ROUTER}${example}`),
       model: name,
     });
   } else {
@@ -324,7 +324,7 @@ function analyzeModel(
         code: "not_via_router",
         severity: "error",
         message: `${at}: api_base ${report.api_base} does not go through Supermemory's Memory Router`,
-        fix: `      api_base: ${SUPERMEMORY_ROUTER}${providerUrlGuess(base.value) ?? example}`,
+        fix: modelFix(name, `api_base: ${SUPERMEMORY_ROUTER}${providerUrlGuess(base.value) ?? example}`),
         model: name,
       });
     } else {
@@ -335,7 +335,7 @@ function analyzeModel(
           code: "router_host",
           severity: "warning",
           message: `${at}: the router is ${withoutUserinfo(split.router)}, not Supermemory's ${SUPERMEMORY_ROUTER} (fine for a self-hosted Supermemory)`,
-          fix: `      api_base: ${SUPERMEMORY_ROUTER}${report.provider_url}`,
+          fix: modelFix(name, `api_base: ${SUPERMEMORY_ROUTER}${report.provider_url}`),
           model: name,
         });
       }
@@ -346,7 +346,7 @@ function analyzeModel(
           code: verdict.untested ? "provider_untested" : "provider_url",
           severity: verdict.ok ? "warning" : "error",
           message: `${at}: ${verdict.problem}`,
-          fix: verdict.fix ? `      api_base: ${split.router}${verdict.fix}` : "use an openai/ model with the provider's OpenAI-compatible URL, or anthropic/",
+          fix: verdict.fix ? modelFix(name, `api_base: ${split.router}${verdict.fix}`) : "use an openai/ model with the provider's OpenAI-compatible URL, or anthropic/",
           model: name,
         });
       }
@@ -445,7 +445,7 @@ function supermemoryKey(
       code: "supermemory_key_missing",
       severity: "error",
       message: `${at}: no ${SUPERMEMORY_KEY_HEADER} in litellm_params.extra_headers, so Supermemory's router has no key and memory is off`,
-      fix: `      extra_headers:\n        ${SUPERMEMORY_KEY_HEADER}: os.environ/SUPERMEMORY_API_KEY`,
+      fix: modelFix(name, `extra_headers:\n  ${SUPERMEMORY_KEY_HEADER}: os.environ/SUPERMEMORY_API_KEY`),
       model: name,
     });
     return "missing";
@@ -465,7 +465,7 @@ function supermemoryKey(
       code: "supermemory_key_in_file",
       severity: "warning",
       message: `${at}: the Supermemory key is written in the file; keep it in the environment`,
-      fix: `      extra_headers:\n        ${SUPERMEMORY_KEY_HEADER}: os.environ/SUPERMEMORY_API_KEY`,
+      fix: modelFix(name, `extra_headers:\n  ${SUPERMEMORY_KEY_HEADER}: os.environ/SUPERMEMORY_API_KEY`),
       model: name,
     });
     return "in-file";
@@ -483,7 +483,7 @@ function masterKeyVerdict(
   const configured = general.master_key;
   const fromFile = typeof configured === "string" ? configured : undefined;
   const ref = fromFile !== undefined ? ENV_REF.exec(fromFile.trim()) : null;
-  const key = fromFile === undefined ? env.LITELLM_MASTER_KEY : ref ? env[ref[1]!] : fromFile;
+  const key = litellmMasterKey({ general_settings: general }, env);
   const variable = ref ? ref[1]! : "LITELLM_MASTER_KEY";
   const weak = key !== undefined && key.trim() !== "" && PUBLICLY_KNOWN_MASTER_KEY_SHA256.has(createHash("sha256").update(key.trim()).digest("hex"));
   const missing = key === undefined || key.trim() === "";
@@ -510,6 +510,17 @@ function masterKeyVerdict(
 }
 
 /**
+ * The master key LiteLLM will use: general_settings.master_key (with os.environ/NAME resolved), else
+ * LITELLM_MASTER_KEY (proxy_server.py load_config).
+ */
+export function litellmMasterKey(doc: Record<string, unknown>, env: Record<string, string | undefined>): string | undefined {
+  const configured = record(doc.general_settings).master_key;
+  if (typeof configured !== "string") return env.LITELLM_MASTER_KEY;
+  const ref = ENV_REF.exec(configured.trim());
+  return ref ? env[ref[1]!] : configured;
+}
+
+/**
  * The problems as lines for a log or `memproxy check`: "<source>: <message>; add:" followed by the fix, indented.
  * @param source the config file name, as in memproxy's other messages.
  */
@@ -517,6 +528,11 @@ export function chainProblemLines(report: ChainReport, source: string): string[]
   return report.problems.map(
     (p) => `${source}: ${p.severity === "error" ? "" : "note: "}${p.message}. Fix:\n${p.fix.split("\n").map((l) => `    ${l}`).join("\n")}`,
   );
+}
+
+/** The lines to set in one model's litellm_params, as a model_list entry. */
+function modelFix(name: string, params: string): string {
+  return `model_list:\n  - model_name: ${flowItem(name)}\n    litellm_params:\n${params.split("\n").map((l) => `      ${l}`).join("\n")}`;
 }
 
 function record(value: unknown): Record<string, unknown> {

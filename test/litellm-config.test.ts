@@ -185,21 +185,21 @@ describe("api_base through Supermemory's Memory Router", () => {
   test("no api_base: LiteLLM calls the provider directly; the fix gives the router URL for the provider", () => {
     const r = one({ model_name: "claude-x", litellm_params: { model: "anthropic/claude-x", extra_headers: { "x-supermemory-api-key": "os.environ/SUPERMEMORY_API_KEY" } } });
     expect(codes(r)).toEqual(["error:api_base_missing"]);
-    expect(r.problems[0]!.fix).toBe("      api_base: https://api.supermemory.ai/v3/https://api.anthropic.com");
+    expect(r.problems[0]!.fix).toBe("model_list:\n  - model_name: claude-x\n    litellm_params:\n      api_base: https://api.supermemory.ai/v3/https://api.anthropic.com");
     expect(r.models[0]!.via_router).toBe(false);
   });
 
   test("a provider URL as api_base: not through the router; the fix wraps that URL", () => {
     const r = one({ ...GPT, litellm_params: { ...GPT.litellm_params, api_base: "https://api.openai.com/v1" } });
     expect(codes(r)).toEqual(["error:not_via_router"]);
-    expect(r.problems[0]!.fix).toBe("      api_base: https://api.supermemory.ai/v3/https://api.openai.com/v1");
+    expect(r.problems[0]!.fix).toEndWith("\n      api_base: https://api.supermemory.ai/v3/https://api.openai.com/v1");
   });
 
   test("anthropic with /v1: LiteLLM would call .../v1/v1/messages", () => {
     const r = one(model("claude-*", "anthropic/claude-*", "https://api.anthropic.com/v1"));
     expect(codes(r)).toEqual(["error:provider_url"]);
     expect(r.problems[0]!.message).toContain("https://api.anthropic.com/v1/v1/messages");
-    expect(r.problems[0]!.fix).toBe("      api_base: https://api.supermemory.ai/v3/https://api.anthropic.com");
+    expect(r.problems[0]!.fix).toBe("model_list:\n  - model_name: claude-*\n    litellm_params:\n      api_base: https://api.supermemory.ai/v3/https://api.anthropic.com");
     expect(r.models[0]!.provider_url_ok).toBe(false);
   });
 
@@ -210,7 +210,7 @@ describe("api_base through Supermemory's Memory Router", () => {
   test("openai without /v1, and known OpenAI-compatible hosts with their own paths", () => {
     const bare = one(model("gpt-4o", "openai/gpt-4o", "https://api.openai.com"));
     expect(codes(bare)).toEqual(["error:provider_url"]);
-    expect(bare.problems[0]!.fix).toBe("      api_base: https://api.supermemory.ai/v3/https://api.openai.com/v1");
+    expect(bare.problems[0]!.fix).toEndWith("\n      api_base: https://api.supermemory.ai/v3/https://api.openai.com/v1");
     expect(one(model("gpt-4o", "openai/gpt-4o", "https://api.openai.com/v1/")).problems).toEqual([]);
     expect(one(model("llama", "openai/llama-3.3-70b", "https://api.groq.com/openai/v1")).problems).toEqual([]);
     expect(codes(one(model("llama", "openai/llama-3.3-70b", "https://api.groq.com/v1")))).toEqual(["error:provider_url"]);
@@ -250,7 +250,12 @@ describe("Supermemory's key", () => {
   test("missing: an error with the lines to add", () => {
     const r = one(undefined);
     expect(codes(r)).toEqual(["error:supermemory_key_missing"]);
-    expect(r.problems[0]!.fix).toBe("      extra_headers:\n        x-supermemory-api-key: os.environ/SUPERMEMORY_API_KEY");
+    expect(r.problems[0]!.fix).toBe(
+      "model_list:\n  - model_name: gpt-4o\n    litellm_params:\n      extra_headers:\n        x-supermemory-api-key: os.environ/SUPERMEMORY_API_KEY",
+    );
+    // The fix is YAML that, merged into the model's entry, repairs it.
+    const fixed = parse(r.problems[0]!.fix).model_list[0].litellm_params;
+    expect(analyzeChain(doc({ models: [{ ...GPT, litellm_params: { ...GPT.litellm_params, ...fixed } }], general: on }), ENV).problems).toEqual([]);
     expect(r.models[0]!.supermemory_key).toBe("missing");
   });
 

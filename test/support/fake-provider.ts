@@ -1,5 +1,5 @@
-// A fake LLM provider for end-to-end tests behind the real LiteLLM: OpenAI chat completions and Anthropic
-// messages, JSON or SSE, recording every request (path, headers, body) that LiteLLM makes.
+// A fake LLM provider for end-to-end tests behind the real LiteLLM: OpenAI chat completions and responses,
+// Anthropic messages, JSON or SSE, recording every request (path, headers, body) that LiteLLM makes.
 import { startBackend, type Received, type RecordingBackend } from "./backend.ts";
 
 /** A running fake provider: a recording backend that answers like OpenAI and Anthropic. */
@@ -51,13 +51,19 @@ function answer(r: Received, text: string): Response {
   if (r.method === "POST" && path.endsWith("/messages")) {
     return body.stream === true ? sse(anthropicEvents(model, reply)) : Response.json(anthropicMessage(model, reply));
   }
+  if (r.method === "POST" && path.endsWith("/responses")) {
+    return body.stream === true ? sse(responsesEvents(model, reply)) : Response.json(responsesMessage(model, reply));
+  }
   return Response.json({ error: { message: `fake provider: no route for ${r.method} ${r.path}` } }, { status: 404 });
 }
 
+/** The last user text of a chat, messages or responses request (`input` as a string or a list of items). */
 function lastUserText(body: any): string {
-  const last = Array.isArray(body?.messages) ? body.messages.at(-1) : undefined;
-  const content = last?.content;
+  if (typeof body?.input === "string") return body.input;
+  const items = Array.isArray(body?.messages) ? body.messages : Array.isArray(body?.input) ? body.input : [];
+  const content = items.at(-1)?.content;
   if (typeof content === "string") return content;
+  // Chat and messages parts carry `text`; responses parts are { type: "input_text", text }.
   if (Array.isArray(content)) return content.map((c: any) => (typeof c?.text === "string" ? c.text : "")).join("");
   return "";
 }
@@ -129,5 +135,40 @@ function anthropicEvents(model: string, reply: string): string[] {
     ev("content_block_stop", { index: 0 }),
     ev("message_delta", { delta: { stop_reason: "end_turn", stop_sequence: null }, usage: { output_tokens: 7 } }),
     ev("message_stop", {}),
+  ];
+}
+
+function responsesMessage(model: string, reply: string, status = "completed") {
+  return {
+    id: "resp_fake",
+    object: "response",
+    created_at: Math.floor(Date.now() / 1000),
+    status,
+    model,
+    output: [
+      { type: "message", id: "msg_fake", status: "completed", role: "assistant", content: [{ type: "output_text", text: reply, annotations: [] }] },
+    ],
+    usage: { input_tokens: 5, output_tokens: 7, total_tokens: 12 },
+  };
+}
+
+function responsesEvents(model: string, reply: string): string[] {
+  let seq = 0;
+  const ev = (type: string, data: object) => `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: seq++, ...data })}\n\n`;
+  const half = Math.ceil(reply.length / 2);
+  const item = { type: "message", id: "msg_fake", status: "in_progress", role: "assistant", content: [] };
+  const part = { type: "output_text", text: "", annotations: [] };
+  const started = { ...responsesMessage(model, "", "in_progress"), output: [], usage: null };
+  return [
+    ev("response.created", { response: started }),
+    ev("response.in_progress", { response: started }),
+    ev("response.output_item.added", { output_index: 0, item }),
+    ev("response.content_part.added", { item_id: "msg_fake", output_index: 0, content_index: 0, part }),
+    ev("response.output_text.delta", { item_id: "msg_fake", output_index: 0, content_index: 0, delta: reply.slice(0, half) }),
+    ev("response.output_text.delta", { item_id: "msg_fake", output_index: 0, content_index: 0, delta: reply.slice(half) }),
+    ev("response.output_text.done", { item_id: "msg_fake", output_index: 0, content_index: 0, text: reply }),
+    ev("response.content_part.done", { item_id: "msg_fake", output_index: 0, content_index: 0, part: { ...part, text: reply } }),
+    ev("response.output_item.done", { output_index: 0, item: responsesMessage(model, reply).output[0] }),
+    ev("response.completed", { response: responsesMessage(model, reply) }),
   ];
 }
