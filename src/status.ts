@@ -192,7 +192,12 @@ export interface StatusSnapshot extends StatusState {
 }
 
 interface ToolEntry extends ToolRow {
-  key: string;
+  /** When it was last counted, in records: the smallest goes first when the table is full. */
+  touched: number;
+}
+
+interface MemoryEntry extends MemoryRow {
+  touched: number;
 }
 
 interface Subscriber {
@@ -228,9 +233,10 @@ export class StatusBoard {
 
   private readonly ring: (FinishedRequest | undefined)[];
   private ringNext = 0;
-  private readonly tools = new Map<string, ToolEntry>();
-  private lastTool: ToolEntry | undefined;
-  private readonly memory = new Map<string, MemoryRow>();
+  /** The tools table by memory id ("" when refused): a short list per id, one entry per product and reason. */
+  private readonly tools = new Map<string, ToolEntry[]>();
+  private toolCount = 0;
+  private readonly memory = new Map<string, MemoryEntry>();
   private readonly agents = new Map<string, ShortAgent>();
   private totalRequests = 0;
   private totalErrors = 0;
@@ -377,9 +383,9 @@ export class StatusBoard {
   private state(): StatusState {
     const p = this.providers;
     const tools: ToolRow[] = [];
-    for (const t of this.tools.values()) tools.push(toolRow(t));
+    for (const list of this.tools.values()) for (const t of list) tools.push(toolRow(t));
     tools.sort((a, b) => b.last_seen - a.last_seen);
-    const memory = [...this.memory.values()].map((m) => ({ ...m, last_error: cut(m.last_error) }));
+    const memory = [...this.memory.values()].map(({ touched: _touched, ...m }) => ({ ...m, last_error: cut(m.last_error) }));
     memory.sort((a, b) => (a.user_id < b.user_id ? -1 : 1));
     return {
       version: this.version,
@@ -435,12 +441,25 @@ export class StatusBoard {
 
   private countTool(r: FinishedRequest, failed: boolean, tin: number, tout: number): void {
     const agent = this.agent(r.user_agent);
-    const key = `${agent.product}\n${r.user_id ?? ""}\n${r.decided_by ?? ""}`;
-    let t = this.tools.get(key);
+    const id = r.user_id ?? "";
+    let list = this.tools.get(id);
+    let t: ToolEntry | undefined;
+    if (list !== undefined) {
+      for (let i = 0; i < list.length; i++) {
+        const e = list[i]!;
+        if (e.product === agent.product && e.decided_by === r.decided_by) {
+          t = e;
+          break;
+        }
+      }
+    }
     if (t === undefined) {
-      if (this.tools.size >= this.o.tools) this.tools.delete(this.tools.keys().next().value!);
+      if (this.toolCount >= this.o.tools) {
+        this.evictTool();
+        list = this.tools.get(id);
+      }
       t = {
-        key,
+        touched: 0,
         product: agent.product,
         version: agent.version,
         user_agent: r.user_agent,
@@ -462,13 +481,11 @@ export class StatusBoard {
         last_model: null,
         last_error_code: null,
       };
-      this.tools.set(key, t);
-    } else if (t !== this.lastTool) {
-      // Least recently seen first: a row seen again moves to the end of the Map's order.
-      this.tools.delete(key);
-      this.tools.set(key, t);
+      if (list === undefined) this.tools.set(id, [t]);
+      else list.push(t);
+      this.toolCount++;
     }
-    this.lastTool = t;
+    t.touched = this.totalRequests;
     t.version = agent.version;
     t.user_agent = r.user_agent;
     t.rule = r.rule;
@@ -492,16 +509,38 @@ export class StatusBoard {
     if (r.model !== null) t.last_model = r.model;
   }
 
+  /** Drops the least recently counted row: a scan, only when a new row finds the table full. */
+  private evictTool(): void {
+    let oldest: ToolEntry | undefined;
+    let oldestList: ToolEntry[] | undefined;
+    let oldestId = "";
+    for (const [id, list] of this.tools) {
+      for (const e of list) {
+        if (oldest === undefined || e.touched < oldest.touched) {
+          oldest = e;
+          oldestList = list;
+          oldestId = id;
+        }
+      }
+    }
+    if (oldest === undefined) return;
+    oldestList!.splice(oldestList!.indexOf(oldest), 1);
+    if (oldestList!.length === 0) this.tools.delete(oldestId);
+    this.toolCount--;
+  }
+
   private countMemory(userId: string, m: MemoryOutcome, at: number): void {
     let row = this.memory.get(userId);
     if (row === undefined) {
-      if (this.memory.size >= this.o.memoryIds) this.memory.delete(this.memory.keys().next().value!);
-      row = { user_id: userId, calls: 0, used: 0, context_added: 0, errors: 0, absent: 0, last_state: m.state, last_error: null, last_at: at };
-      this.memory.set(userId, row);
-    } else {
-      this.memory.delete(userId);
+      if (this.memory.size >= this.o.memoryIds) {
+        let oldest: MemoryEntry | undefined;
+        for (const e of this.memory.values()) if (oldest === undefined || e.touched < oldest.touched) oldest = e;
+        this.memory.delete(oldest!.user_id);
+      }
+      row = { user_id: userId, calls: 0, used: 0, context_added: 0, errors: 0, absent: 0, last_state: m.state, last_error: null, last_at: at, touched: 0 };
       this.memory.set(userId, row);
     }
+    row.touched = this.totalRequests;
     row.calls++;
     if (m.state === "used") row.used++;
     else if (m.state === "absent") row.absent++;
@@ -644,7 +683,7 @@ function requestRow(r: FinishedRequest): RequestRow {
 }
 
 function toolRow(t: ToolEntry): ToolRow {
-  const { key: _key, ...row } = t;
+  const { touched: _touched, ...row } = t;
   return { ...row, user_agent: cut(row.user_agent), rule: cut(row.rule), last_model: cut(row.last_model) };
 }
 
