@@ -256,7 +256,7 @@ function plan(tool: KnownTool, ctx: SetupContext): Plan {
       return {
         text: [
           `In Cline's settings: API Provider "OpenAI Compatible", Base URL ${v1}, API key: your LiteLLM key, a model from LiteLLM's model_list,`,
-          `and under Custom Headers: ${h} = ${tool.userId} (without it Cline's requests look like any OpenAI JS SDK program: openai-js).`,
+          `and under Custom Headers: ${h} = ${tool.userId} (without it Cline's requests look like any program on its HTTP library).`,
         ],
         project: uiHeader("Per-project memory: use the project's id instead of cline in that header"),
       };

@@ -223,7 +223,9 @@ export const KNOWN_TOOLS: readonly KnownTool[] = [
     userId: "cline",
     rules: [],
     recognisable: false,
-    note: "Cline's OpenAI-compatible provider sends the OpenAI JavaScript SDK's User-Agent (openai-js); set the custom header in its settings.",
+    note:
+      "Cline's OpenAI-compatible provider sends its library's User-Agent: the OpenAI JavaScript SDK's (openai-js) in 3.x, the AI SDK's " +
+      "(ai-sdk/…, the default id) on its 2026 SDK; set the custom header in its settings.",
   },
   {
     key: "continue",
@@ -279,12 +281,14 @@ export const GENERIC_PRODUCTS: readonly string[] = [
   "bun",
   "deno",
   "java",
+  "java-http-client",
   "okhttp",
   "apache-httpclient",
   "jetty",
   "go-http-client",
   "reqwest",
   "hyper",
+  "libwww-perl",
   "ruby",
   "faraday",
   "guzzlehttp",
@@ -296,6 +300,8 @@ export const GENERIC_PRODUCTS: readonly string[] = [
   "insomnia",
   "mozilla",
   "opera",
+  // The Vercel AI SDK's own suffix: a tool on it that sets no User-Agent of its own (Cline on its SDK) starts with it.
+  "ai-sdk",
 ];
 
 /** The tool `memproxy setup <key>` knows by that key. */
