@@ -251,7 +251,7 @@
       skew = Date.now() - payload.now;
       recent = payload.recent || [];
       state = payload;
-      renderState();
+      renderState(true);
       renderRecent(0);
     } else if (event === "state") {
       state = payload;
@@ -282,7 +282,7 @@
     const toggle = () => {
       if (openRows.has(rowKey)) openRows.delete(rowKey);
       else openRows.add(rowKey);
-      renderState();
+      renderState(true);
       renderRecent(0);
     };
     tr.addEventListener("click", toggle);
@@ -315,15 +315,25 @@
     return dl;
   }
 
-  function renderState() {
+  /** What each section was last drawn from: a section is redrawn only when its data changed (a selection survives). */
+  const drawn = new Map();
+  function changed(section, ...data) {
+    const text = JSON.stringify(data);
+    if (drawn.get(section) === text) return false;
+    drawn.set(section, text);
+    return true;
+  }
+
+  function renderState(force) {
     if (!state) return;
+    if (force) drawn.clear();
     $("version").textContent = state.version ? "v" + state.version : "";
-    renderSummary();
-    renderTools();
-    renderMemory();
-    renderChart();
-    renderBackends();
-    renderConfig();
+    if (changed("summary", state.totals, state.tools, state.memory, state.backends, state.litellm, state.memory_chain, state.series.requests)) renderSummary();
+    if (changed("tools", state.tools, state.config && state.config.custom_header)) renderTools();
+    if (changed("memory", state.memory, state.memory_chain)) renderMemory();
+    if (changed("chart", state.series, state.started_at)) renderChart();
+    if (changed("backends", state.backends, state.litellm)) renderBackends();
+    if (changed("config", state.config)) renderConfig();
   }
 
   function renderSummary() {
@@ -422,7 +432,7 @@
         td(idBadge(m.user_id)),
         stateCell,
         td(count(m.calls), "num"),
-        td(count(m.used), "num"),
+        td(count(m.used), "num opt2"),
         td(count(m.context_added), "num opt"),
         td(count(m.errors), "num " + (m.errors ? "status-bad" : "zero")),
         td(count(m.absent), "num " + (m.absent ? "status-warn" : "zero")),
