@@ -373,7 +373,7 @@ export function setupText(toolKey: string, ctx: SetupContext): string | undefine
   if (usesKey) out.push(KEY_NOTE);
   out.push("");
   if (p.project) render(p.project, out, false);
-  else if (toolKey !== "cursor") out.push(`Per-project memory: not available (${tool.name} cannot add a request header).`);
+  else if (toolKey !== "cursor") out.push(`Per-project memory: not available (${tool.name} cannot add the ${ctx.customHeader} header to its requests).`);
   out.push(`Check what memproxy decides: memproxy explain -H 'User-Agent: <what the tool sends>' (its log shows each request's user_agent and user_id).`);
   return out.join("\n") + "\n";
 }
