@@ -168,8 +168,8 @@ export interface Series {
   output_tokens: number[];
 }
 
-/** A request as the page shows it (the record's display fields, long text cut). */
-export type RequestRow = Omit<FinishedRequest, "memory"> & { memory: MemoryOutcome | null };
+/** A request as the page shows it: the record's fields only (nothing a caller added), long text cut. */
+export type RequestRow = FinishedRequest;
 
 /** Everything but the recent requests: sent again (as a "state" event) when it changed. */
 export interface StatusState {
@@ -206,7 +206,8 @@ interface Subscriber {
   skip: number;
 }
 
-interface ShortAgent {
+/** A User-Agent's first product and its version. */
+export interface ShortAgent {
   product: string;
   version: string | null;
 }
@@ -304,7 +305,11 @@ export class StatusBoard {
     return this.batchTimer !== undefined || this.ticker !== undefined;
   }
 
-  /** Counts one finished request. O(1); called on the request path. */
+  /**
+   * Counts one finished request; called on the request path. Constant time, except a scan of a full
+   * table (bounded by its size) when a new tools row or memory id must evict the least recently seen.
+   * The board keeps `r` itself in its recent list: do not reuse the object.
+   */
   record(r: FinishedRequest): void {
     this.ring[this.ringNext] = r;
     this.ringNext = this.ringNext + 1 === this.ring.length ? 0 : this.ringNext + 1;
