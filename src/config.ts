@@ -1,28 +1,51 @@
-// memproxy's configuration: the valibot schema (the single source of the type), YAML loading,
-// environment substitution and error messages that name the file, the path and the problem.
+// memproxy's configuration: the valibot schema (the single source of the Config type), YAML loading with
+// bounds, environment substitution, command-line overrides, and error lines that name the file, the path
+// and the problem.
+import { open } from "node:fs/promises";
 import * as v from "valibot";
-import { parseDocument } from "yaml";
+import { isAlias, isCollection, isPair, parseDocument, type Document } from "yaml";
+import { redactUrl, urlOf } from "./address.ts";
 import defaultConfigText from "./default-config.yaml" with { type: "text" };
 import { compilePattern } from "./pattern.ts";
 
 /** Name used for the embedded default config in messages. */
 export const EMBEDDED_CONFIG_NAME = "<embedded default config>";
 
+/** The largest config file memproxy reads (a shared LiteLLM config is a few KiB; this is far beyond). */
+export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+/** Values a config may expand to through YAML aliases (LiteLLM configs share settings that way). */
+export const MAX_EXPANDED_NODES = 1_000_000;
+
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-/** What a user id may look like, whether configured or sent in the custom header. */
-export const USER_ID = /^[A-Za-z0-9._:@/-]{1,128}$/;
+/**
+ * What a memory id may look like: Supermemory keys memories by container tags of letters, digits, `_`, `:`
+ * and `-`, at most 100 characters (its docs, concepts/container-tags). Every id memproxy sends obeys it.
+ */
+export const USER_ID = /^[A-Za-z0-9_:-]{1,100}$/;
+/** USER_ID in words, for messages. */
+export const USER_ID_RULE = "1-100 characters of A-Z a-z 0-9 _ : - (Supermemory's rule for memory ids)";
 
 const HeaderName = v.pipe(
   v.string(),
   v.regex(HEADER_NAME, (i) => `not a valid HTTP header name: ${JSON.stringify(i.input)}`),
   v.toLowerCase(),
 );
-const UserId = v.pipe(
-  v.string(),
-  v.regex(USER_ID, (i) => `user id ${JSON.stringify(i.input)} must be 1-128 characters of A-Z a-z 0-9 . _ : @ / -`),
-);
+const UserId = v.pipe(v.string(), v.regex(USER_ID, (i) => `user id ${JSON.stringify(i.input)} must be ${USER_ID_RULE}`));
 
-/** An integer, also given as a string (as it is after `${PORT}` substitution). */
+/** A pattern in Python re syntax; `whole`: matched against the whole value (re.fullmatch). */
+const Pattern = (whole: boolean) =>
+  v.pipe(
+    v.string(),
+    v.check(
+      (p) => compilePattern(p, { whole }).ok,
+      (i) => {
+        const r = compilePattern(String(i.input), { whole });
+        return r.ok ? "invalid regular expression" : `invalid regular expression: ${r.error}`;
+      },
+    ),
+  );
+
+/** An integer, also given as a string (as it is after `${PORT}` substitution, or from a command-line flag). */
 const Int = (min: number, max: number) =>
   v.pipe(
     v.union([v.number(), v.pipe(v.string(), v.trim(), v.regex(/^-?\d+$/), v.transform(Number))], (i) =>
@@ -39,9 +62,9 @@ const Bool = v.union([v.boolean(), v.pipe(v.picklist(["true", "false"]), v.trans
 
 const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/;
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
-/** A duration in seconds (defaults are written in seconds too: they pass through the same transform) (a number) or with a unit ("500ms", "30s", "10m", "1h"); output in milliseconds. 0 means none. */
 const durationMessage = (i: { input: unknown }) =>
   `expected a duration such as 30, "30s", "10m" or "500ms", got ${JSON.stringify(i.input)}`;
+/** A duration in seconds (a number) or with a unit ("500ms", "30s", "10m", "1h"); output in milliseconds. Defaults pass through it too. */
 const Duration = v.pipe(
   v.union(
     [v.pipe(v.number(), v.minValue(0, durationMessage)), v.pipe(v.string(), v.trim(), v.regex(DURATION, durationMessage))],
@@ -64,22 +87,13 @@ const BackendUrl = v.pipe(
     } catch {
       return false;
     }
-  }, (i) => `expected an http:// or https:// URL without query, got ${JSON.stringify(i.input)}`),
+  }, (i) => `expected an http:// or https:// URL without query, got ${JSON.stringify(redactUrl(String(i.input)))}`),
   v.transform((s) => s.replace(/\/+$/, "")),
 );
 
 const PatternRule = v.strictObject({
   header: v.optional(HeaderName, "user-agent"),
-  pattern: v.pipe(
-    v.string(),
-    v.check(
-      (p) => compilePattern(p).ok,
-      (i) => {
-        const r = compilePattern(String(i.input));
-        return r.ok ? "invalid regular expression" : `invalid regular expression: ${r.error}`;
-      },
-    ),
-  ),
+  pattern: Pattern(false),
   user_id: UserId,
 });
 
@@ -87,12 +101,18 @@ const UserIdMappings = v.strictObject({
   custom_header: v.optional(HeaderName, "x-memory-user-id"),
   header_patterns: v.optional(v.nullable(v.array(PatternRule)), []),
   default_user_id: v.optional(UserId, "default-dev"),
+  /** The known-tool rules (src/tools.ts), applied after header_patterns. */
+  builtin_rules: v.optional(Bool, true),
+  /** When no rule matches: an id from the User-Agent's first product token (not for generic HTTP libraries). */
+  derive_from_user_agent: v.optional(Bool, true),
+  /** More product tokens (besides the built-in list) that never give an id of their own, e.g. [my-http-lib]. */
+  generic_user_agents: v.optional(v.array(v.pipe(v.string(), v.trim(), v.minLength(1), v.toLowerCase())), []),
 });
 
 const Listen = v.strictObject({
   host: v.optional(v.pipe(v.string(), v.trim(), v.minLength(1, "must not be empty")), "127.0.0.1"),
   port: v.optional(Int(0, 65535), 8764),
-  /** A client connection silent this long is closed (slow or stuck clients); a proxied request is exempt while its backend call runs long (see server.ts). */
+  /** A client connection silent this long is closed; a proxied request is exempt while its backend call runs long. */
   idle_timeout: v.optional(
     v.pipe(Duration, v.maxValue(255_000, "must be at most 255s (Bun's limit); 0 disables it")),
     10,
@@ -104,6 +124,12 @@ const Forward = v.strictObject({
   user_id_header: v.optional(HeaderName, "x-sm-user-id"),
   /** Further headers that get the same id, e.g. x-litellm-end-user-id for LiteLLM's spend tracking. */
   also_send_user_id_as: v.optional(v.array(HeaderName), []),
+  /**
+   * Request headers whose value becomes Supermemory's x-sm-conversation-id (the first present wins), so
+   * that one chat session keeps one conversation, e.g. [x-claude-code-session-id]. A client's own
+   * x-sm-conversation-id is never replaced.
+   */
+  conversation_headers: v.optional(v.array(HeaderName), []),
   /** Longest wait for the backend's response head. */
   first_byte_timeout: v.optional(Duration, 600),
   /** Longest silence inside a response body once it started; 0 means no limit. */
@@ -137,12 +163,9 @@ const Access = v.strictObject({
   keys: v.optional(v.array(v.pipe(v.string(), v.minLength(16, "an access key must be at least 16 characters"))), []),
   /** Whether clients may choose their memory with the custom header. */
   custom_header: v.optional(Bool, true),
-  /** Patterns (re.match semantics) a custom-header value must match; empty: any well-formed id. */
-  allowed_user_ids: v.optional(v.array(v.pipe(v.string(), v.check((p) => compilePattern(p).ok, (i) => {
-    const r = compilePattern(String(i.input));
-    return r.ok ? "invalid regular expression" : `invalid regular expression: ${r.error}`;
-  }))), []),
-  /** What a custom-header value outside allowed_user_ids gets: refused with 403, or ignored (pattern rules apply). */
+  /** Ids a custom-header value may name: each entry matches the WHOLE id (re.fullmatch): "alice", "team-.*". Empty: any. */
+  allowed_user_ids: v.optional(v.array(Pattern(true)), []),
+  /** What a custom-header value outside allowed_user_ids gets: refused with 403, or ignored (the rules apply). */
   on_disallowed: v.optional(v.picklist(["refuse", "ignore"], (i) => `expected refuse or ignore, got ${JSON.stringify(i.input)}`), "refuse"),
 });
 
@@ -177,11 +200,11 @@ const Logging = v.strictObject({
     v.picklist(["debug", "info", "warn", "error"], (i) => `expected debug, info, warn or error, got ${JSON.stringify(i.input)}`),
     "info",
   ),
-  /** auto: readable text on a terminal, JSON lines otherwise (services, log collectors). */
+  /** auto: readable lines on a terminal, JSON lines otherwise (services, log collectors). */
   format: v.optional(v.picklist(["auto", "json", "text"], (i) => `expected auto, json or text, got ${JSON.stringify(i.input)}`), "auto"),
 });
 
-const Metrics = v.strictObject({
+const MetricsSettings = v.strictObject({
   /** GET /metrics (Prometheus), GET /memory-routing/stats and token counting. */
   enabled: v.optional(Bool, true),
   /** Distinct user ids with their own metrics label (configured ids always have one); the rest count as "other". */
@@ -192,7 +215,10 @@ const Litellm = v.strictObject({
   /** Start LiteLLM as a child and supervise it (also --spawn-litellm). */
   spawn: v.optional(Bool, false),
   /** The LiteLLM executable (a name on PATH or a path), or a command with its arguments. */
-  command: v.optional(v.union([v.pipe(v.string(), v.minLength(1)), v.pipe(v.array(v.string()), v.minLength(1))], "expected a command (string) or a list of strings"), "litellm"),
+  command: v.optional(
+    v.union([v.pipe(v.string(), v.minLength(1)), v.pipe(v.array(v.string()), v.minLength(1))], "expected a command (string) or a list of strings"),
+    "litellm",
+  ),
   /** The config file LiteLLM reads; default: the same file as memproxy. */
   config: v.optional(v.pipe(v.string(), v.minLength(1))),
   host: v.optional(v.pipe(v.string(), v.minLength(1)), "127.0.0.1"),
@@ -227,44 +253,51 @@ const MemproxySection = v.strictObject({
   shutdown: v.optional(Shutdown, {}),
   reload: v.optional(Reload, {}),
   logging: v.optional(Logging, {}),
-  metrics: v.optional(Metrics, {}),
+  metrics: v.optional(MetricsSettings, {}),
 });
 
-/** memproxy's view of the shared file: its own keys strictly, LiteLLM's keys (model_list, ...) left alone. */
-export const ConfigSchema = v.looseObject({
-  user_id_mappings: v.optional(UserIdMappings, {}),
-  litellm_backend_url: v.optional(
-    v.union([BackendUrl, v.pipe(v.array(BackendUrl), v.minLength(1, "needs at least one URL"))], (i) =>
-      `expected a URL or a list of URLs, got ${JSON.stringify(i.input)}`,
+/** memproxy's view of the shared file (its own keys strictly, LiteLLM's left alone), shaped for use. */
+export const ConfigSchema = v.pipe(
+  v.looseObject({
+    user_id_mappings: v.optional(UserIdMappings, {}),
+    litellm_backend_url: v.optional(
+      v.union([BackendUrl, v.pipe(v.array(BackendUrl), v.minLength(1, "needs at least one URL"))], (i) =>
+        `expected a URL or a list of URLs, got ${JSON.stringify(i.input)}`,
+      ),
     ),
-  ),
-  memproxy: v.optional(MemproxySection, {}),
-});
+    memproxy: v.optional(MemproxySection, {}),
+  }),
+  v.transform(({ user_id_mappings: routing, litellm_backend_url: url, memproxy: m }) => ({
+    routing: { ...routing, header_patterns: routing.header_patterns ?? [] },
+    /** The backends' base URLs: litellm_backend_url, else the LiteLLM of memproxy.litellm. */
+    backends: Array.isArray(url) ? url : url ? [url] : [litellmUrl(m.litellm)],
+    /** Whether litellm_backend_url was given; if not, the backend follows a spawned LiteLLM's port. */
+    backendExplicit: url !== undefined,
+    litellm: m.litellm,
+    listen: m.listen,
+    forward: m.forward,
+    access: m.access,
+    limits: m.limits,
+    backendPool: m.backends,
+    shutdown: m.shutdown,
+    reload: m.reload,
+    logging: m.logging,
+    metrics: m.metrics,
+  })),
+);
 
-export type ConfigFile = v.InferOutput<typeof ConfigSchema>;
-export type RoutingConfig = ConfigFile["user_id_mappings"];
-export type PatternRuleConfig = RoutingConfig["header_patterns"] extends (infer T)[] | null ? T : never;
-export type ForwardConfig = ConfigFile["memproxy"]["forward"];
-
-/** The loaded configuration: the validated file plus where it came from. */
-export interface Config {
+/** The loaded configuration: the schema's output, where it came from, and what is worth a warning. */
+export type Config = v.InferOutput<typeof ConfigSchema> & {
   /** File path, or EMBEDDED_CONFIG_NAME. */
   readonly source: string;
-  readonly routing: RoutingConfig & { header_patterns: PatternRuleConfig[] };
-  readonly backends: string[];
-  /** Whether litellm_backend_url was given; if not, the backend follows a spawned LiteLLM's port. */
-  readonly backendExplicit: boolean;
-  readonly litellm: ConfigFile["memproxy"]["litellm"];
-  readonly listen: ConfigFile["memproxy"]["listen"];
-  readonly forward: ForwardConfig;
-  readonly access: ConfigFile["memproxy"]["access"];
-  readonly limits: ConfigFile["memproxy"]["limits"];
-  readonly backendPool: ConfigFile["memproxy"]["backends"];
-  readonly shutdown: ConfigFile["memproxy"]["shutdown"];
-  readonly reload: ConfigFile["memproxy"]["reload"];
-  readonly logging: ConfigFile["memproxy"]["logging"];
-  readonly metrics: ConfigFile["memproxy"]["metrics"];
-}
+  /** Things that load but are probably mistakes (e.g. a misspelt `memprxy:` key). */
+  readonly warnings: readonly string[];
+  /** The whole document as written (LiteLLM's keys included, no substitution), for checks of the LiteLLM side. */
+  readonly document: Readonly<Record<string, unknown>>;
+};
+export type RoutingConfig = Config["routing"];
+export type PatternRuleConfig = RoutingConfig["header_patterns"][number];
+export type ForwardConfig = Config["forward"];
 
 /** A configuration that cannot be used; `problems` are full lines, `file: path: message`. */
 export class ConfigError extends Error {
@@ -275,6 +308,15 @@ export class ConfigError extends Error {
     super(problems.join("\n"));
     this.name = "ConfigError";
   }
+}
+
+/** A value given on the command line in place of the file's, checked by the same schema. */
+export interface ConfigOverride {
+  /** Where it goes in the document, e.g. ["memproxy", "listen", "port"]. */
+  path: readonly string[];
+  value: unknown;
+  /** The flag it came from, named in error messages, e.g. "--port". */
+  flag: string;
 }
 
 /** Top-level keys whose values belong to memproxy and get environment substitution. */
@@ -321,12 +363,41 @@ function substituteEnv(
   return value;
 }
 
-function issueLine(issue: v.BaseIssue<unknown>): string {
-  const path = (issue.path ?? []).map((p) => p.key as PathItem);
-  if (issue.type === "strict_object" && path.length) {
-    return `${formatPath(path)}: unknown setting ${JSON.stringify(path.at(-1))}`;
-  }
-  return `${formatPath(path)}: ${issue.message}`;
+function issuePath(issue: v.BaseIssue<unknown>): PathItem[] {
+  return (issue.path ?? []).map((p) => p.key as PathItem);
+}
+
+function issueMessage(issue: v.BaseIssue<unknown>): string {
+  const path = issuePath(issue);
+  if (issue.type === "strict_object" && path.length) return `unknown setting ${JSON.stringify(path.at(-1))}`;
+  return issue.message;
+}
+
+/**
+ * How many values the document expands to, counting what aliases repeat (each node's size is computed once
+ * and reused), so that a document whose aliases expand beyond `limit` is refused before it is expanded.
+ * @returns the count; more than `limit` (Infinity for a node that contains itself) once past it.
+ */
+function expandedSize(doc: Document, limit: number): number {
+  const sizes = new Map<unknown, number>();
+  const size = (node: unknown): number => {
+    if (isAlias(node)) {
+      const target = node.resolve(doc);
+      return target ? size(target) : 1;
+    }
+    if (!isCollection(node)) return 1;
+    const known = sizes.get(node);
+    if (known !== undefined) return known;
+    sizes.set(node, Infinity); // while it is being counted: an alias to it from inside is a cycle
+    let n = 1;
+    for (const item of node.items) {
+      n += isPair(item) ? size(item.key) + size(item.value) : size(item);
+      if (n > limit) break;
+    }
+    sizes.set(node, n);
+    return n;
+  };
+  return size(doc.contents);
 }
 
 /**
@@ -334,75 +405,177 @@ function issueLine(issue: v.BaseIssue<unknown>): string {
  * @param text YAML text; an empty document means all defaults.
  * @param source the file name used in messages.
  * @param env environment for substitution (defaults to process.env).
+ * @param overrides command-line values, checked by the same schema (errors name the flag).
  * @returns the configuration; throws ConfigError listing every problem.
  */
-export function parseConfig(text: string, source: string, env = process.env): Config {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length) {
-    throw new ConfigError(source, doc.errors.map((e) => `${source}: invalid YAML: ${e.message.split("\n")[0]}`));
-  }
-  const raw: unknown = doc.toJS() ?? {};
-  if (typeof raw !== "object" || Array.isArray(raw)) {
-    throw new ConfigError(source, [`${source}: (top level): expected a mapping of settings`]);
-  }
+export function parseConfig(text: string, source: string, env = process.env, overrides: readonly ConfigOverride[] = []): Config {
+  const raw = parseYaml(text, source);
   const problems: string[] = [];
-  const data: Record<string, unknown> = { ...(raw as Record<string, unknown>) };
+  const data: Record<string, unknown> = { ...raw };
   for (const key of OWN_KEYS) {
     if (data[key] !== undefined && data[key] !== null) data[key] = substituteEnv(data[key], [key], env, problems);
     else delete data[key];
   }
+  for (const o of overrides) setPath(data, o.path, o.value);
+  const lines = problems.map((p) => `${source}: ${p}`);
   const result = v.safeParse(ConfigSchema, data, { abortEarly: false });
   if (!result.success) {
     // A value whose variable is missing was already reported; its type error would only repeat it.
     const reported = new Set(problems.map((p) => p.slice(0, p.indexOf(": "))));
-    for (const line of result.issues.map(issueLine)) {
-      if (!reported.has(line.slice(0, line.indexOf(": ")))) problems.push(line);
+    for (const issue of result.issues) {
+      const at = formatPath(issuePath(issue));
+      if (reported.has(at)) continue;
+      const flag = overrides.find((o) => formatPath(o.path) === at)?.flag;
+      lines.push(flag ? `${flag}: ${issueMessage(issue)}` : `${source}: ${at}: ${issueMessage(issue)}`);
     }
   }
-  if (problems.length || !result.success) throw new ConfigError(source, problems.map((p) => `${source}: ${p}`));
-  const out = result.output;
-  const url = out.litellm_backend_url;
-  const litellm = out.memproxy.litellm;
-  const backends = Array.isArray(url) ? url : url ? [url] : [litellmUrl(litellm)];
-  return {
-    source,
-    routing: { ...out.user_id_mappings, header_patterns: out.user_id_mappings.header_patterns ?? [] },
-    backends,
-    backendExplicit: url !== undefined,
-    litellm,
-    listen: out.memproxy.listen,
-    forward: out.memproxy.forward,
-    access: out.memproxy.access,
-    limits: out.memproxy.limits,
-    backendPool: out.memproxy.backends,
-    shutdown: out.memproxy.shutdown,
-    reload: out.memproxy.reload,
-    logging: out.memproxy.logging,
-    metrics: out.memproxy.metrics,
-  };
+  if (lines.length || !result.success) throw new ConfigError(source, lines);
+  return { ...result.output, source, warnings: nearMisses(raw, source), document: raw };
+}
+
+function parseYaml(text: string, source: string): Record<string, unknown> {
+  // Aliases are not counted (large LiteLLM configs share settings through them, and LiteLLM's PyYAML takes any
+  // number): what they expand to is bounded instead.
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length) {
+    throw new ConfigError(source, doc.errors.map((e) => `${source}: invalid YAML: ${e.message.split("\n")[0]}`));
+  }
+  if (expandedSize(doc, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES) {
+    throw new ConfigError(source, [`${source}: (top level): the YAML expands to more than ${MAX_EXPANDED_NODES} values through its aliases; memproxy refuses it`]);
+  }
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: -1 }) ?? {};
+  } catch (err) {
+    throw new ConfigError(source, [`${source}: invalid YAML: ${(err as Error).message.split("\n")[0]}`]);
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new ConfigError(source, [`${source}: (top level): expected a mapping of settings`]);
+  }
+  return raw as Record<string, unknown>;
+}
+
+function setPath(data: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  let at: Record<string, unknown> = data;
+  for (const key of path.slice(0, -1)) {
+    const next = at[key];
+    at = at[key] = next && typeof next === "object" && !Array.isArray(next) ? { ...(next as Record<string, unknown>) } : {};
+  }
+  at[path.at(-1)!] = value;
+}
+
+/** memproxy's own top-level keys, and LiteLLM's, which a near miss is compared with. */
+const KNOWN_TOP_LEVEL = [...OWN_KEYS, "model_list", "general_settings", "litellm_settings", "router_settings", "environment_variables", "include", "mcp_servers", "guardrails", "callback_settings", "credential_list", "files_settings", "assistant_settings", "search_tools", "vector_store_registry"];
+
+/** Top-level keys that are not known but are one or two letters away from one of memproxy's own. */
+function nearMisses(raw: Record<string, unknown>, source: string): string[] {
+  const out: string[] = [];
+  for (const key of Object.keys(raw)) {
+    if (KNOWN_TOP_LEVEL.includes(key)) continue;
+    const near = OWN_KEYS.find((own) => editDistance(key.toLowerCase(), own) <= 2);
+    if (near) out.push(`${source}: ${key}: not a setting memproxy knows, and it ignores it; did you mean ${near}?`);
+  }
+  return out;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
 }
 
 /** The URL of a LiteLLM started by memproxy (also the default backend: http://127.0.0.1:8765). */
 export function litellmUrl(litellm: { host: string; port: number }): string {
-  const host = litellm.host === "0.0.0.0" ? "127.0.0.1" : litellm.host === "::" ? "[::1]" : litellm.host.includes(":") ? `[${litellm.host}]` : litellm.host;
-  return `http://${host}:${litellm.port}`;
+  return urlOf(litellm.host, litellm.port);
 }
 
 /**
  * Loads the configuration from a file, or the embedded default when `path` is undefined.
- * @returns the configuration; throws ConfigError (also for a missing or unreadable file).
+ * @returns the configuration; throws ConfigError (also for a missing, unreadable or oversized file).
  */
-export async function loadConfig(path?: string, env = process.env): Promise<Config> {
-  if (path === undefined) return parseConfig(defaultConfigText, EMBEDDED_CONFIG_NAME, env);
-  let text: string;
+export async function loadConfig(path?: string, env = process.env, overrides: readonly ConfigOverride[] = []): Promise<Config> {
+  if (path === undefined) return parseConfig(defaultConfigText, EMBEDDED_CONFIG_NAME, env, overrides);
+  return parseConfig(await readConfigText(path), path, env, overrides);
+}
+
+/**
+ * A config file's text, read up to MAX_CONFIG_BYTES (a device such as /dev/zero never ends).
+ * @throws ConfigError saying what is wrong with the file and what to do.
+ */
+export async function readConfigText(path: string): Promise<string> {
+  let file;
   try {
-    text = await Bun.file(path).text();
+    file = await open(path, "r");
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === "ENOENT" ? "file not found" : code === "EISDIR" ? "is a directory" : String(err);
-    throw new ConfigError(path, [`${path}: cannot read config: ${why} (pass an existing YAML file to --config)`]);
+    throw new ConfigError(path, [`${path}: cannot read config: ${fileProblem(err)}`]);
   }
-  return parseConfig(text, path, env);
+  try {
+    const buffer = new Uint8Array(MAX_CONFIG_BYTES + 1);
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await file.read(buffer, length, buffer.length - length, null);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+      if (length > MAX_CONFIG_BYTES) {
+        throw new ConfigError(path, [`${path}: cannot read config: larger than ${MAX_CONFIG_BYTES / 1024 / 1024} MiB, which no memproxy or LiteLLM config needs (is it the right file?)`]);
+      }
+    }
+    return new TextDecoder().decode(buffer.subarray(0, length));
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(path, [`${path}: cannot read config: ${fileProblem(err)}`]);
+  } finally {
+    await file.close();
+  }
+}
+
+function fileProblem(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "ENOENT") return "file not found. Pass an existing YAML file to --config; to start one, copy config.example.yaml (it is in the release archive and the repository)";
+  if (code === "EISDIR") return "it is a directory; pass the YAML file inside it";
+  if (code === "EACCES" || code === "EPERM") return "permission denied; make the file readable by the user memproxy runs as";
+  return (err as Error).message ?? String(err);
+}
+
+/**
+ * Settings that apply only at start, each with what a running memproxy does about it: every other setting
+ * changes on reload.
+ */
+const RESTART_ONLY = [
+  { setting: "memproxy.listen", get: (c: Config) => c.listen },
+  { setting: "memproxy.litellm", get: (c: Config) => c.litellm },
+  { setting: "memproxy.logging", get: (c: Config) => c.logging },
+  { setting: "memproxy.metrics", get: (c: Config) => c.metrics },
+] as const;
+
+/**
+ * The configuration a running memproxy takes from a reloaded file: `next`, with the settings that apply only
+ * at start kept as they run now.
+ * @returns that configuration, and a note for each start-only setting that changed in the file.
+ */
+export function reconcile(running: Config, next: Config): { config: Config; notes: string[] } {
+  const notes: string[] = [];
+  for (const { setting, get } of RESTART_ONLY) {
+    if (!sameValue(get(running), get(next))) notes.push(`${setting}: cannot change while running; restart memproxy to apply it`);
+  }
+  const config: Config = {
+    ...next,
+    listen: running.listen,
+    litellm: running.litellm,
+    logging: running.logging,
+    metrics: running.metrics,
+    // A backend that follows the spawned LiteLLM keeps following the one running.
+    backends: next.backendExplicit ? next.backends : running.backendExplicit ? [litellmUrl(running.litellm)] : running.backends,
+  };
+  return { config, notes };
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 /** The embedded default configuration's text (what `memproxy` uses without --config). */

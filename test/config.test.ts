@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigError, loadConfig, parseConfig } from "../src/config.ts";
+import { ConfigError, loadConfig, MAX_CONFIG_BYTES, parseConfig, reconcile } from "../src/config.ts";
 import { compileRouter } from "../src/router.ts";
 
 const problems = (yaml: string, env: Record<string, string> = {}) => {
@@ -50,7 +50,14 @@ litellm_backend_url: "http://localhost:8765"
 
   test("an empty file means every default", () => {
     const c = parseConfig("", "empty.yaml", {});
-    expect(c.routing).toEqual({ custom_header: "x-memory-user-id", header_patterns: [], default_user_id: "default-dev" });
+    expect(c.routing).toEqual({
+      custom_header: "x-memory-user-id",
+      header_patterns: [],
+      default_user_id: "default-dev",
+      builtin_rules: true,
+      derive_from_user_agent: true,
+      generic_user_agents: [],
+    });
     expect(c.backends).toEqual(["http://127.0.0.1:8765"]);
     expect(c.forward.user_id_header).toBe("x-sm-user-id");
     expect(c.forward.first_byte_timeout).toBe(600_000);
@@ -88,7 +95,7 @@ memproxy:
     expect(p).toEqual([
       expect.stringMatching(/^config\.yaml: user_id_mappings\.custom_header: not a valid HTTP header name/),
       expect.stringMatching(/^config\.yaml: user_id_mappings\.header_patterns\[0\]\.extra: unknown setting "extra"/),
-      expect.stringMatching(/^config\.yaml: user_id_mappings\.default_user_id: user id "has space" must be/),
+      expect.stringMatching(/^config\.yaml: user_id_mappings\.default_user_id: user id "has space" must be 1-100 characters of A-Z a-z 0-9 _ : -/),
       expect.stringMatching(/^config\.yaml: litellm_backend_url: expected a URL/),
       expect.stringMatching(/^config\.yaml: memproxy\.listen\.port: must be at most 65535/),
       expect.stringMatching(/^config\.yaml: memproxy\.forward\.first_byte_timeout: expected a duration/),
@@ -169,5 +176,97 @@ describe("the embedded default config", () => {
     const dir = mkdtempSync(join(tmpdir(), "memproxy-cfg-"));
     writeFileSync(join(dir, "ok.yaml"), "litellm_backend_url: http://127.0.0.1:4000\n");
     expect((await loadConfig(join(dir, "ok.yaml"), {})).backends).toEqual(["http://127.0.0.1:4000"]);
+  });
+});
+
+describe("what LiteLLM loads, memproxy loads; what would hang or exhaust it is refused", () => {
+  test("a model_list that uses one anchor more than 100 times loads (PyYAML takes it)", () => {
+    const models = Array.from({ length: 150 }, (_, i) => `  - model_name: m${i}\n    litellm_params: *shared\n`).join("");
+    const c = parseConfig(`shared_params: &shared {model: openai/x, api_base: "http://x"}\nmodel_list:\n${models}litellm_backend_url: http://127.0.0.1:4000\n`, "big.yaml", {});
+    expect(c.backends).toEqual(["http://127.0.0.1:4000"]);
+    expect((c.document.model_list as unknown[]).length).toBe(150);
+  });
+
+  test("aliases that expand exponentially are refused with a clear line", () => {
+    let yaml = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+    for (let i = 1; i <= 9; i++) yaml += `a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(", ")}]\n`;
+    expect(problems(yaml)).toEqual([expect.stringMatching(/^config\.yaml: \(top level\): the YAML expands to more than 1000000 values through its aliases/)]);
+  });
+
+  test("a file larger than the limit, or a device that never ends, is refused", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "memproxy-cfg-"));
+    try {
+      const big = join(dir, "big.yaml");
+      writeFileSync(big, `# ${"x".repeat(MAX_CONFIG_BYTES)}\n`);
+      expect((await loadConfig(big).catch((e) => e)).message).toContain(`${big}: cannot read config: larger than 4 MiB`);
+      expect((await loadConfig("/dev/zero").catch((e) => e)).message).toContain("/dev/zero: cannot read config: larger than 4 MiB");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a missing file suggests config.example.yaml; a folder says so", async () => {
+    expect((await loadConfig("/nonexistent/c.yaml").catch((e) => e)).message).toContain("copy config.example.yaml");
+    expect((await loadConfig(tmpdir()).catch((e) => e)).message).toContain("it is a directory");
+  });
+});
+
+describe("near misses of memproxy's own keys are warned about, LiteLLM's keys left alone", () => {
+  test("a misspelt memproxy: or user_id_mappings: loads, with a warning naming the right key", () => {
+    const c = parseConfig(`memprxy:\n  access: {keys: [aaaaaaaaaaaaaaaaaaaa]}\nuser_id_mapings: {}\nmodel_list: []\ngeneral_settings: {}\nsomething_else: 1\n`, "c.yaml", {});
+    expect(c.warnings).toEqual([
+      "c.yaml: memprxy: not a setting memproxy knows, and it ignores it; did you mean memproxy?",
+      "c.yaml: user_id_mapings: not a setting memproxy knows, and it ignores it; did you mean user_id_mappings?",
+    ]);
+    expect(c.access.keys).toEqual([]);
+  });
+});
+
+describe("command-line values are checked by the same schema", () => {
+  test("errors name the flag, not the file", () => {
+    const err = (() => {
+      try {
+        parseConfig("", "c.yaml", {}, [
+          { path: ["memproxy", "listen", "port"], value: "70000", flag: "--port" },
+          { path: ["litellm_backend_url"], value: "ftp://x", flag: "--backend" },
+          { path: ["memproxy", "litellm", "port"], value: "abc", flag: "--litellm-port" },
+        ]);
+      } catch (e) {
+        return e as ConfigError;
+      }
+    })()!;
+    expect(err.problems).toEqual([
+      "--backend: expected a URL or a list of URLs, got \"ftp://x\"",
+      expect.stringMatching(/^--litellm-port: expected a whole number from 1 to 65535, got "abc"/),
+      "--port: must be at most 65535, got 70000",
+    ]);
+  });
+
+  test("values override the file's", () => {
+    const c = parseConfig("memproxy:\n  listen: {port: 9000}\n", "c.yaml", {}, [{ path: ["memproxy", "listen", "port"], value: "9100", flag: "--port" }]);
+    expect(c.listen.port).toBe(9100);
+  });
+
+  test("a spawned LiteLLM's port is the backend unless one is given", () => {
+    const spawned = parseConfig("", "c.yaml", {}, [
+      { path: ["memproxy", "litellm", "spawn"], value: true, flag: "--spawn-litellm" },
+      { path: ["memproxy", "litellm", "port"], value: "9999", flag: "--litellm-port" },
+    ]);
+    expect(spawned.backends).toEqual(["http://127.0.0.1:9999"]);
+  });
+});
+
+describe("reconcile: what a running memproxy takes from a reloaded file", () => {
+  test("settings that apply at start only keep their running values, each change noted", () => {
+    const running = parseConfig("memproxy:\n  listen: {port: 9000}\n", "c.yaml", {});
+    const next = parseConfig("memproxy:\n  listen: {port: 9001}\n  logging: {level: debug}\n  access: {keys: [bbbbbbbbbbbbbbbbbbbb]}\n", "c.yaml", {});
+    const { config, notes } = reconcile(running, next);
+    expect(config.listen.port).toBe(9000);
+    expect(config.logging.level).toBe("info");
+    expect(config.access.keys).toEqual(["bbbbbbbbbbbbbbbbbbbb"]);
+    expect(notes).toEqual([
+      "memproxy.listen: cannot change while running; restart memproxy to apply it",
+      "memproxy.logging: cannot change while running; restart memproxy to apply it",
+    ]);
   });
 });
