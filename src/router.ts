@@ -1,12 +1,21 @@
 // The MemoryRouter: a pure function from request headers to the user id whose memory a request uses.
-import { USER_ID, type Config, type PatternRuleConfig, type RoutingConfig } from "./config.ts";
-import { compilePattern } from "./pattern.ts";
+import { USER_ID, USER_ID_RULE, type Config, type PatternRuleConfig, type RoutingConfig } from "./config.ts";
+import { compilePattern, compilePatternSet } from "./pattern.ts";
+import { BUILTIN_RULES, GENERIC_PRODUCTS } from "./tools.ts";
 
-/** The routing decision, shaped as the original design's `determine_user_id` result. */
+/** Which layer decided: the custom header, the user's header_patterns, the built-in tool rules, the User-Agent's product, or the default. */
+export type DecidedBy = "custom_header" | "pattern" | "builtin" | "derived" | "default";
+
+/** The routing decision: the original design's `determine_user_id` result, and which layer decided. */
 export interface RoutingDecision {
   user_id: string;
-  /** The rule that matched, as configured; null for the custom header or the default. */
+  decided_by: DecidedBy;
+  /** The rule that matched (the user's or a built-in one), as configured; null otherwise. */
   matched_pattern: PatternRuleConfig | null;
+  /** The tool a built-in rule recognises ("Claude Code"); null otherwise. */
+  tool: string | null;
+  /** The User-Agent product a derived id comes from ("QwenCode"); null otherwise. */
+  derived_from: string | null;
   custom_header_present: boolean;
   is_default: boolean;
 }
@@ -32,84 +41,125 @@ export interface HeaderSource {
 /** A compiled router: call it with the request headers. */
 export type Router = (headers: HeaderSource) => RoutingResult;
 
+/** The router the server uses for `config`: its rules and its custom-header policy (also what `explain` shows). */
+export function routerFor(config: Pick<Config, "routing" | "access">): Router {
+  return compileRouter(config.routing, config.access);
+}
+
 /**
  * Compiles the routing rules once. Patterns were validated with the config; a bad one throws here.
  * @param config the `user_id_mappings` section.
  * @param policy whether the custom header is honoured, and which values it may carry.
- * @returns the router: custom header > patterns in order (first match wins) > default user id.
+ * @returns the router: custom header > the user's rules in order > the built-in rules in order (first match
+ *   wins) > an id from the User-Agent's product > the default user id.
  */
-export function compileRouter(
-  config: RoutingConfig & { header_patterns: PatternRuleConfig[] },
-  policy: CustomHeaderPolicy = OPEN_POLICY,
-): Router {
+export function compileRouter(config: RoutingConfig, policy: CustomHeaderPolicy = OPEN_POLICY): Router {
   const customHeader = policy.custom_header ? config.custom_header : null;
   const allowed = policy.allowed_user_ids.map((p, i) => {
-    const compiled = compilePattern(p);
+    const compiled = compilePattern(p, { whole: true });
     if (!compiled.ok) throw new TypeError(`allowed_user_ids[${i}]: invalid regular expression: ${compiled.error}`);
-    return compiled.regex;
+    return compiled.matcher;
   });
   const ignoreDisallowed = policy.on_disallowed === "ignore";
-  const rules = config.header_patterns.map((rule, i) => {
-    const compiled = compilePattern(rule.pattern);
-    if (!compiled.ok) throw new TypeError(`header_patterns[${i}].pattern: invalid regular expression: ${compiled.error}`);
-    return { header: rule.header, regex: compiled.regex, rule: Object.freeze({ ...rule }) };
-  });
-  // A rule that reads the same header as the rule before it reuses that value: one lookup (and one
-  // string made) for a run of user-agent rules rather than one per rule.
-  const sameAsPrevious = rules.map((r, i) => i > 0 && r.header.toLowerCase() === rules[i - 1]!.header.toLowerCase());
-  const fallback: RoutingResult = Object.freeze({
-    ok: true,
-    decision: Object.freeze({
-      user_id: config.default_user_id,
-      matched_pattern: null,
-      custom_header_present: false,
-      is_default: true,
-    }),
-  }) as RoutingResult;
-  const matches: RoutingResult[] = rules.map(({ rule }) => Object.freeze({
-    ok: true,
-    decision: Object.freeze({ user_id: rule.user_id, matched_pattern: rule, custom_header_present: false, is_default: false }),
-  }));
+  const rules = ruleLayers(config);
+  const generic = config.derive_from_user_agent ? new Set([...GENERIC_PRODUCTS, ...config.generic_user_agents]) : null;
+  const fallback: RoutingResult = result({ user_id: config.default_user_id, decided_by: "default", is_default: true });
 
   return (headers) => {
     const explicit = customHeader === null ? null : headers.get(customHeader);
     if (explicit !== null) {
       if (!USER_ID.test(explicit)) {
-        return {
-          ok: false,
-          rejection: {
-            status: 400,
-            message: `Invalid ${customHeader} header: the user id must be 1-128 characters of A-Z a-z 0-9 . _ : @ / - (got ${describe(explicit)})`,
-          },
-        };
+        return { ok: false, rejection: { status: 400, message: `Invalid ${customHeader} header: the user id must be ${USER_ID_RULE} (got ${describe(explicit)})` } };
       }
-      if (!allowed.length || allowed.some((r) => r.test(explicit))) {
-        return {
-          ok: true,
-          decision: { user_id: explicit, matched_pattern: null, custom_header_present: true, is_default: false },
-        };
+      if (!allowed.length || allowed.some((m) => m.test(explicit))) {
+        return result({ user_id: explicit, decided_by: "custom_header", custom_header_present: true });
       }
       if (!ignoreDisallowed) {
-        return {
-          ok: false,
-          rejection: { status: 403, message: `The ${customHeader} value ${JSON.stringify(explicit)} is not among the user ids this memproxy allows` },
-        };
+        return { ok: false, rejection: { status: 403, message: `The ${customHeader} value ${JSON.stringify(explicit)} is not among the user ids this memproxy allows` } };
       }
-      // on_disallowed: ignore — the pattern rules decide, as if the header were absent.
+      // on_disallowed: ignore: the rules decide, as if the header were absent.
     }
-    let value: string | null = null;
-    for (let i = 0; i < rules.length; i++) {
-      if (!sameAsPrevious[i]) value = headers.get(rules[i]!.header);
-      if (value !== null && rules[i]!.regex.test(value)) return matches[i]!;
+    const matched = rules.first(headers);
+    if (matched) return matched;
+    if (generic) {
+      const derived = deriveUserId(headers.get("user-agent"), generic);
+      if (derived) return result({ user_id: derived.id, decided_by: "derived", derived_from: derived.product });
     }
     return fallback;
   };
 }
 
+/** The user's rules, then the built-in ones, as one ordered list read in one pass per header. */
+function ruleLayers(config: RoutingConfig): { first(headers: HeaderSource): RoutingResult | undefined } {
+  const all = [
+    ...config.header_patterns.map((rule) => ({ rule, decided_by: "pattern" as const, tool: null })),
+    ...(config.builtin_rules
+      ? BUILTIN_RULES.map(({ header, pattern, user_id, tool }) => ({ rule: { header, pattern, user_id }, decided_by: "builtin" as const, tool }))
+      : []),
+  ];
+  const answers = all.map(({ rule, decided_by, tool }) =>
+    result({ user_id: rule.user_id, decided_by, matched_pattern: Object.freeze({ ...rule }), tool }),
+  );
+  // Rules are grouped by the header they read: each group is one pattern set over one header value, and the
+  // lowest rule index over all groups wins (first match in the configured order).
+  const byHeader = new Map<string, number[]>();
+  all.forEach(({ rule }, i) => {
+    const name = rule.header.toLowerCase();
+    byHeader.set(name, [...(byHeader.get(name) ?? []), i]);
+  });
+  const groups = [...byHeader].map(([header, indexes]) => ({
+    header,
+    indexes,
+    set: compilePatternSet(indexes.map((i) => all[i]!.rule.pattern)),
+  }));
+  return {
+    first(headers) {
+      let best = Infinity;
+      for (const g of groups) {
+        const value = headers.get(g.header);
+        if (value === null) continue;
+        const at = g.set.firstMatch(value);
+        if (at >= 0 && g.indexes[at]! < best) best = g.indexes[at]!;
+      }
+      return best === Infinity ? undefined : answers[best];
+    },
+  };
+}
+
+/**
+ * The id a User-Agent's first product token gives (`QwenCode/0.15.10 (linux; x64)` → `qwencode`), normalised to
+ * memory-id rules; none for a generic HTTP library or browser (curl, python-requests, Mozilla, Bun, ...).
+ */
+export function deriveUserId(userAgent: string | null, generic: ReadonlySet<string>): { id: string; product: string } | undefined {
+  if (!userAgent) return undefined;
+  const product = /^\s*([^\s/;(),]+)/.exec(userAgent)?.[1];
+  if (!product || generic.has(product.toLowerCase())) return undefined;
+  const id = product
+    .toLowerCase()
+    .replace(/[^a-z0-9_:-]+/g, "-")
+    .replace(/^-+/, "")
+    .slice(0, 100)
+    .replace(/-+$/, "");
+  return id ? { id, product } : undefined;
+}
+
+function result(d: Partial<RoutingDecision> & Pick<RoutingDecision, "user_id" | "decided_by">): RoutingResult {
+  const decision: RoutingDecision = {
+    user_id: d.user_id,
+    decided_by: d.decided_by,
+    matched_pattern: d.matched_pattern ?? null,
+    tool: d.tool ?? null,
+    derived_from: d.derived_from ?? null,
+    custom_header_present: d.custom_header_present ?? false,
+    is_default: d.is_default ?? false,
+  };
+  return Object.freeze({ ok: true as const, decision: Object.freeze(decision) });
+}
+
 /** Describes a rejected value without echoing it whole: it may be long or hold control characters. */
 function describe(value: string): string {
   if (value.length === 0) return "an empty value";
-  if (value.length > 128) return `${value.length} characters`;
+  if (value.length > 100) return `${value.length} characters`;
   const printable = /^[\x20-\x7e]*$/.test(value);
   return printable ? JSON.stringify(value) : "a value with non-printable characters";
 }

@@ -59,22 +59,30 @@ describe("who may choose which memory", () => {
     expect(b.received[0]!.headers.get("x-sm-user-id")).toBe("default-dev");
   });
 
-  test("allow-list: a value outside it is refused with 403 and not forwarded", async () => {
+  test("allow-list: each entry matches a whole id; a value outside it is refused with 403 and not forwarded", async () => {
     await using b = startBackend();
-    await using p = startProxy(`litellm_backend_url: ${b.url}\nmemproxy:\n  access:\n    allowed_user_ids: ["proj-", "ana$"]\n`);
-    const ok = await fetch(p.url + "/v1/x", { method: "POST", body: "{}", headers: { "x-memory-user-id": "proj-a" } });
-    expect(ok.status).toBe(200);
-    const refused = await fetch(p.url + "/v1/x", { method: "POST", body: "{}", headers: { "x-memory-user-id": "anab" } });
-    expect(refused.status).toBe(403);
-    expect((await readJson(refused)).error).toMatchObject({ code: "forbidden_user_id", type: "invalid_request_error" });
-    expect(b.received.map((r) => r.headers.get("x-sm-user-id"))).toEqual(["proj-a"]);
+    await using p = startProxy(`litellm_backend_url: ${b.url}\nmemproxy:\n  access:\n    allowed_user_ids: ["proj-.*", "alice"]\n`);
+    for (const id of ["proj-a", "alice"]) {
+      const ok = await fetch(p.url + "/v1/x", { method: "POST", body: "{}", headers: { "x-memory-user-id": id } });
+      expect(ok.status).toBe(200);
+    }
+    // "alice" admits alice only: not a longer id that starts with it (re.match would have let these in).
+    for (const id of ["alice2", "alice-evil", "alice:bob", "xproj-a"]) {
+      const refused = await fetch(p.url + "/v1/x", { method: "POST", body: "{}", headers: { "x-memory-user-id": id } });
+      expect(refused.status).toBe(403);
+      expect((await readJson(refused)).error).toMatchObject({ code: "forbidden_user_id", type: "invalid_request_error" });
+    }
+    // Not even a well-formed id: refused before the allow-list (400).
+    const traversal = await fetch(p.url + "/v1/x", { method: "POST", body: "{}", headers: { "x-memory-user-id": "alice/../bob" } });
+    expect(traversal.status).toBe(400);
+    expect(b.received.map((r) => r.headers.get("x-sm-user-id"))).toEqual(["proj-a", "alice"]);
   });
 
   test("allow-list with on_disallowed: ignore falls back to the pattern rules", async () => {
     await using b = startBackend();
     await using p = startProxy(
       `litellm_backend_url: ${b.url}\nuser_id_mappings:\n  header_patterns: [{pattern: "vscode/", user_id: vscode}]\n` +
-        `memproxy:\n  access:\n    allowed_user_ids: ["proj-"]\n    on_disallowed: ignore\n`,
+        `memproxy:\n  access:\n    allowed_user_ids: ["proj-.*"]\n    on_disallowed: ignore\n`,
     );
     const res = await fetch(p.url + "/v1/x", { method: "POST", body: "{}", headers: { "x-memory-user-id": "other", "user-agent": "vscode/1" } });
     expect(res.status).toBe(200);
@@ -83,7 +91,7 @@ describe("who may choose which memory", () => {
 
   test("malformed values are refused even with on_disallowed: ignore", async () => {
     await using b = startBackend();
-    await using p = startProxy(`litellm_backend_url: ${b.url}\nmemproxy:\n  access:\n    allowed_user_ids: ["proj-"]\n    on_disallowed: ignore\n`);
+    await using p = startProxy(`litellm_backend_url: ${b.url}\nmemproxy:\n  access:\n    allowed_user_ids: ["proj-.*"]\n    on_disallowed: ignore\n`);
     const res = await fetch(p.url + "/v1/x", { method: "POST", body: "{}", headers: { "x-memory-user-id": "proj a" } });
     expect(res.status).toBe(400);
   });
