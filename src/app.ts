@@ -1,6 +1,6 @@
 // The whole memproxy stack in one process: the server and, when asked, the LiteLLM it supervises.
 import { resolve } from "node:path";
-import { EMBEDDED_CONFIG_NAME, litellmUrl, type Config } from "./config.ts";
+import { EMBEDDED_CONFIG_NAME, litellmUrl, reconcile, type Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { startServer, type ServerHandle } from "./server.ts";
@@ -14,7 +14,10 @@ export interface App {
   readonly ready: Promise<void>;
   /** Resolves if the supervised LiteLLM is given up on after it was running. */
   readonly failed: Promise<SupervisorError>;
-  /** Applies a new configuration; returns notes on what could not change while running. */
+  /**
+   * Applies a newly loaded configuration, keeping the settings that apply only at start.
+   * @returns notes on what could not change while running.
+   */
   reload(config: Config): string[];
   /**
    * Drains the server, then stops LiteLLM. Idempotent.
@@ -79,10 +82,8 @@ export function startApp(config: Config, logger: Logger): App {
     ready,
     failed,
     reload(next) {
-      const notes = server.reload(next);
-      if (JSON.stringify(next.litellm) !== JSON.stringify(config.litellm)) {
-        notes.push("memproxy.litellm: LiteLLM's settings cannot change while running; restart memproxy to apply them");
-      }
+      const { config: applied, notes } = reconcile(server.config, next);
+      server.reload(applied);
       return notes;
     },
     stop() {

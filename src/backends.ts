@@ -1,16 +1,9 @@
-// The backends (LiteLLM replicas): least-in-flight choice, cooldown after failures, probing before reuse.
-
-/** One backend and what memproxy knows about it. */
-export interface Backend {
-  readonly url: string;
-  inFlight: number;
-  /** 0 when up; otherwise when its cooldown ends (ms since epoch). */
-  downUntil: number;
-  /** Why it was last marked down. */
-  lastError: string | null;
-  /** A probe is under way: do not start another. */
-  probing: boolean;
-}
+// The backends (LiteLLM replicas): least-in-flight choice, cooldown after failures, probing before reuse,
+// and the retry of a call whose connection was refused.
+import { redactUrl } from "./address.ts";
+import { CallGate } from "./call-gate.ts";
+import { ProxyError } from "./errors.ts";
+import { BackendFailure, forward, type ForwardObserver, type ForwardOptions } from "./proxy.ts";
 
 export interface BackendStatus {
   url: string;
@@ -24,21 +17,56 @@ export interface PoolOptions {
   cooldownMs: number;
   /** Timeout of the liveness probe, in ms. */
   probeTimeoutMs: number;
+  /** Backend calls awaiting their answer at once before a call waits for a kept-alive connection (0: no limit). */
+  keepaliveLimit: number;
+  /** Longest such wait, in ms. */
+  keepaliveWaitMs: number;
   /** Called when a backend changes state (for logs). */
-  onChange?: (backend: Backend, up: boolean, reason: string) => void;
+  onChange?: (url: string, up: boolean, reason: string) => void;
 }
+
+/** Watches one call through the pool: the forward's observer, plus the pool's own events. */
+export interface PoolObserver extends ForwardObserver {
+  /** An attempt failed before its answer's head (a retry may follow). */
+  backendFailed(err: ProxyError): void;
+  /** The call has to wait for a kept-alive connection (memproxy.forward.keepalive_limit). */
+  keepaliveWaitStarted(): void;
+  /** The wait is over: how long it took, and whether it got a kept-alive connection. */
+  keepaliveWaited(ms: number, gotConnection: boolean): void;
+  /** The connection to `from` was refused, and the call goes to `to` instead. */
+  retrying(from: string, to: string): void;
+}
+
+/** One call through the pool: what forward() needs, without the backend (the pool chooses it). */
+export type PoolCall = Omit<ForwardOptions, "backend" | "observer"> & {
+  observer?: PoolObserver;
+  /** Whether the body may be sent again on another backend (it was read ahead, not streamed). */
+  retryable: boolean;
+};
 
 /** Path of LiteLLM's cheap liveness check: never its /health, which calls every model. */
 export const LIVENESS_PATH = "/health/liveliness";
 
+interface Backend {
+  readonly url: string;
+  inFlight: number;
+  /** 0 when up; otherwise when its cooldown ends (ms since epoch). */
+  downUntil: number;
+  /** Why it was last marked down. */
+  lastError: string | null;
+  /** A probe is under way: do not start another. */
+  probing: boolean;
+}
+
 /**
- * Spreads requests over backends by least in-flight requests. A backend that refused a connection
- * or timed out is down for the cooldown; then it is probed (liveness) and gets traffic only once
- * the probe succeeds. When every backend is down, requests still go to the one down the longest,
- * so that a lone backend coming back is used at once.
+ * Spreads requests over backends by least in-flight requests. A backend that refused a connection or timed
+ * out is down for the cooldown; then it is probed (liveness) and gets traffic only once the probe succeeds.
+ * When every backend is down, requests still go to the one down the longest, so that a lone backend coming
+ * back is used at once. It keeps backend calls on fetch's kept-alive connections (CallGate).
  */
 export class BackendPool {
-  readonly backends: Backend[];
+  private readonly backends: Backend[];
+  private readonly gate: CallGate;
   private probeTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(
@@ -46,17 +74,93 @@ export class BackendPool {
     private readonly options: PoolOptions,
   ) {
     this.backends = urls.map((url) => ({ url, inFlight: 0, downUntil: 0, lastError: null, probing: false }));
+    this.gate = new CallGate(options.keepaliveLimit, options.keepaliveWaitMs);
   }
 
+  /** The backends' URLs, in configured order. */
+  get urls(): string[] {
+    return this.backends.map((b) => b.url);
+  }
+
+  /** How many backends there are. */
   get size(): number {
     return this.backends.length;
   }
 
+  /** Whether this pool was built with exactly these settings (a reload may keep it). */
+  sameAs(urls: readonly string[], options: Omit<PoolOptions, "onChange">): boolean {
+    const o = this.options;
+    return (
+      urls.join("\n") === this.urls.join("\n") &&
+      o.cooldownMs === options.cooldownMs &&
+      o.probeTimeoutMs === options.probeTimeoutMs &&
+      o.keepaliveLimit === options.keepaliveLimit &&
+      o.keepaliveWaitMs === options.keepaliveWaitMs
+    );
+  }
+
   /**
-   * Chooses a backend for one request, skipping `tried`.
-   * @returns the backend, or undefined when every backend was tried.
+   * Forwards one call to the best backend. A call whose connection was refused is retried on another
+   * backend when its body can be sent again; a call that timed out or was refused marks its backend down.
+   * @returns the backend's answer; throws ProxyError when no backend answered.
    */
-  pick(tried?: ReadonlySet<Backend>): Backend | undefined {
+  async forward(req: Request, pathAndQuery: string, call: PoolCall): Promise<Response> {
+    const { observer, retryable } = call;
+    // One kept-alive slot for all attempts, held until the answer (a stream's head, or a small body whole) is in.
+    let waited = false;
+    const admission = await this.gate.enter(() => {
+      waited = true;
+      observer?.keepaliveWaitStarted();
+    });
+    if (waited) observer?.keepaliveWaited(admission.waitedMs, admission.gotSlot);
+    let tried: Set<Backend> | undefined;
+    try {
+      for (let backend = this.pick(); ; ) {
+        const release = this.acquire(backend);
+        try {
+          const res = await forward(req, pathAndQuery, {
+            ...call,
+            backend: backend.url,
+            observer,
+            onSettled: () => {
+              release();
+              call.onSettled?.();
+            },
+          });
+          this.markUp(backend);
+          return res;
+        } catch (err) {
+          if (!(err instanceof ProxyError)) throw err;
+          observer?.backendFailed(err);
+          if (!(err instanceof BackendFailure) || (err.kind !== "connect" && err.kind !== "timeout")) throw err;
+          this.markDown(backend, err.message);
+          (tried ??= new Set()).add(backend);
+          const other = err.kind === "connect" && retryable ? this.pick(tried) : undefined;
+          if (!other) throw err;
+          observer?.retrying(backend.url, other.url);
+          backend = other;
+        }
+      }
+    } finally {
+      admission.release();
+    }
+  }
+
+  /** Counts a call in flight on `b` until the returned release runs (once). */
+  private acquire(b: Backend): () => void {
+    b.inFlight++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      b.inFlight--;
+    };
+  }
+
+  /** Chooses a backend, skipping `tried`; undefined when every backend was tried. */
+  private pick(): Backend;
+  private pick(tried: ReadonlySet<Backend>): Backend | undefined;
+  private pick(tried?: ReadonlySet<Backend>): Backend | undefined {
     const list = this.backends;
     if (list.length === 1) return tried?.has(list[0]!) ? undefined : list[0];
     let best: Backend | undefined;
@@ -73,20 +177,23 @@ export class BackendPool {
   }
 
   /** Records a connection failure or timeout: no traffic until the cooldown ends and a probe succeeds. */
-  markDown(b: Backend, reason: string): void {
+  private markDown(b: Backend, reason: string): void {
     const wasUp = b.downUntil === 0;
     b.downUntil = Date.now() + this.options.cooldownMs;
     b.lastError = reason;
-    if (wasUp) this.options.onChange?.(b, false, reason);
+    if (wasUp) this.options.onChange?.(redactUrl(b.url), false, reason);
     this.probeTimer ??= setInterval(() => this.probeDue(), Math.max(50, Math.min(this.options.cooldownMs, 5_000)));
   }
 
   /** A successful answer proves the backend up again. */
-  markUp(b: Backend): void {
+  private markUp(b: Backend): void {
     if (b.downUntil === 0) return;
     b.downUntil = 0;
-    this.options.onChange?.(b, true, "answered");
-    this.stopProbingIfAllUp();
+    this.options.onChange?.(redactUrl(b.url), true, "answered");
+    if (this.probeTimer && this.backends.every((x) => x.downUntil === 0)) {
+      clearInterval(this.probeTimer);
+      this.probeTimer = undefined;
+    }
   }
 
   /** Probes every backend whose cooldown ended. */
@@ -106,22 +213,26 @@ export class BackendPool {
     else b.downUntil = Date.now() + this.options.cooldownMs;
   }
 
-  private stopProbingIfAllUp(): void {
-    if (this.probeTimer && this.backends.every((b) => b.downUntil === 0)) {
-      clearInterval(this.probeTimer);
-      this.probeTimer = undefined;
-    }
+  /** Every backend's state as known now, without asking any (for the status page). */
+  status(): BackendStatus[] {
+    return this.backends.map((b) => ({ url: redactUrl(b.url), status: b.downUntil === 0 ? "up" : "down", in_flight: b.inFlight, last_error: b.lastError }));
   }
 
   /** Checks every backend's liveness now (for GET /health), updating their state. */
   async checkAll(timeoutMs: number): Promise<BackendStatus[]> {
     return Promise.all(
       this.backends.map(async (b) => {
-        const up = await checkLiveness(b.url, timeoutMs);
-        if (up) this.markUp(b);
-        return { url: b.url, status: up ? "up" : "down", in_flight: b.inFlight, last_error: up ? null : b.lastError } as BackendStatus;
+        const probe = await checkLiveness(b.url, timeoutMs, true);
+        if (probe.ok) this.markUp(b);
+        else b.lastError ??= probe.error;
+        return { url: redactUrl(b.url), status: probe.ok ? "up" : "down", in_flight: b.inFlight, last_error: probe.ok ? null : b.lastError } as BackendStatus;
       }),
     );
+  }
+
+  /** Calls awaiting a kept-alive connection now. */
+  get keepaliveWaiting(): number {
+    return this.gate.waiting;
   }
 
   /** Stops the background probes. */
@@ -131,16 +242,26 @@ export class BackendPool {
   }
 }
 
-/** GET <backend>/health/liveliness within the timeout; true on a 2xx answer. */
-export async function checkLiveness(url: string, timeoutMs: number): Promise<boolean> {
+/**
+ * GET <backend>/health/liveliness within the timeout.
+ * @returns true on a 2xx answer; with `explain`, also why not.
+ */
+export async function checkLiveness(url: string, timeoutMs: number): Promise<boolean>;
+export async function checkLiveness(url: string, timeoutMs: number, explain: true): Promise<{ ok: boolean; error: string }>;
+export async function checkLiveness(url: string, timeoutMs: number, explain = false): Promise<boolean | { ok: boolean; error: string }> {
+  let ok = false;
+  let error = "";
   try {
     const res = await fetch(url + LIVENESS_PATH, {
       signal: AbortSignal.timeout(timeoutMs),
       headers: { "accept-encoding": "identity" },
     });
     await res.arrayBuffer();
-    return res.ok;
-  } catch {
-    return false;
+    ok = res.ok;
+    if (!ok) error = `${LIVENESS_PATH} answered ${res.status}`;
+  } catch (err) {
+    const code = (err as { code?: string; name?: string }).code ?? (err as Error).name;
+    error = code === "ConnectionRefused" || code === "ECONNREFUSED" ? "connection refused: nothing listens there" : code === "TimeoutError" ? `no answer within ${timeoutMs} ms` : redactUrl((err as Error).message);
   }
+  return explain ? { ok, error } : ok;
 }

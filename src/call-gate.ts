@@ -1,8 +1,6 @@
 // Keeping backend calls on kept-alive connections. Bun's fetch keeps at most 64 idle connections (for
 // all hosts together): when more calls than that end at once, the connections beyond 64 are closed, and
-// the next calls each pay for a new one, on memproxy's side and on LiteLLM's. Measured with 256 clients
-// on a fast backend: a sixth of memproxy's calls opened a connection, and a bare Bun proxy lost a third
-// of its throughput to it.
+// the next calls each pay for a new one, on memproxy's side and on LiteLLM's.
 //
 // So a call beyond the limit waits, briefly, for a running one to finish and hand over its connection.
 // It never waits long: an LLM call can take minutes, so after `waitMs` the call goes anyway, on a
@@ -11,7 +9,7 @@
 /** Frees a call's slot; calling it again does nothing. */
 export type Release = () => void;
 
-/** What a call that had to wait got. */
+/** What a call got: its release, and how its wait went (0 ms for a call admitted at once). */
 export interface Admission {
   readonly release: Release;
   /** How long it waited, in ms. */
@@ -26,6 +24,7 @@ interface Waiter {
 }
 
 const NOOP: Release = () => {};
+const FREE: Admission = Object.freeze({ release: NOOP, waitedMs: 0, gotSlot: true });
 
 /**
  * Admits backend calls: up to `limit` at once straight away, later ones first in, first out as
@@ -53,13 +52,14 @@ export class CallGate {
   }
 
   /**
-   * Admits one call.
-   * @returns its release at once when a slot is free (or the gate is off); else, once a slot frees up
-   *   or the wait runs out, how the wait went.
+   * Admits one call: at once when a slot is free (or the gate is off), else once a slot frees up or the
+   * wait runs out.
+   * @param queued called at once when the call has to wait.
    */
-  enter(): Release | Promise<Admission> {
-    if (this.limit <= 0 || this.waitMs <= 0) return NOOP;
-    if (this.active < this.limit && this.waiting === 0) return this.slot();
+  enter(queued?: () => void): Promise<Admission> {
+    if (this.limit <= 0 || this.waitMs <= 0) return Promise.resolve(FREE);
+    if (this.active < this.limit && this.waiting === 0) return Promise.resolve({ release: this.slot(), waitedMs: 0, gotSlot: true });
+    queued?.();
     return new Promise<Admission>((resolve) => {
       const since = performance.now();
       this.queue.push({

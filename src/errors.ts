@@ -3,6 +3,7 @@
 /** Codes of the errors memproxy itself produces (the backend's own errors pass through untouched). */
 export type ErrorCode =
   | "invalid_user_id"
+  | "invalid_request"
   | "forbidden_user_id"
   | "unauthorized"
   | "not_found"
@@ -27,12 +28,23 @@ export class ProxyError extends Error {
   }
 }
 
+/** The body of memproxy's answer to a failure of its own (a bug): the OpenAI error shape, nothing more. */
+const INTERNAL_ERROR_BODY = JSON.stringify({
+  type: "error",
+  error: { message: "internal error in memproxy", type: "server_error", param: null, code: null },
+});
+
+/** The 500 memproxy answers when its own code failed; what failed goes to the log, never to the client. */
+export function internalErrorResponse(): Response {
+  return new Response(INTERNAL_ERROR_BODY, { status: 500, headers: { "content-type": "application/json" } });
+}
+
 /**
- * Renders an error in the OpenAI error shape. The top-level `"type": "error"` also makes it a valid
+ * The error's body in the OpenAI error shape. The top-level `"type": "error"` also makes it a valid
  * Anthropic error, so Claude Code and the Anthropic SDKs show the message as well.
  */
-export function errorResponse(err: ProxyError): Response {
-  const body = {
+export function errorBody(err: ProxyError): string {
+  return JSON.stringify({
     type: "error",
     error: {
       message: err.message,
@@ -40,8 +52,12 @@ export function errorResponse(err: ProxyError): Response {
       param: null,
       code: err.code,
     },
-  };
-  return new Response(JSON.stringify(body), {
+  });
+}
+
+/** The error as a response: its status, its body (errorBody) and its extra headers. */
+export function errorResponse(err: ProxyError, body: string = errorBody(err)): Response {
+  return new Response(body, {
     status: err.status,
     headers: { "content-type": "application/json", ...err.extraHeaders },
   });

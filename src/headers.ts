@@ -23,11 +23,18 @@ function dropHopByHop(headers: Headers): void {
   for (const name of HOP_BY_HOP) headers.delete(name);
 }
 
+/** Supermemory's conversation header: one chat session keeps one conversation. */
+export const CONVERSATION_HEADER = "x-sm-conversation-id";
+
 /** What the backend receives besides the client's own end-to-end headers. */
 export interface InjectedHeaders {
   /** Header names that carry the user id (the first is the memory header, e.g. x-sm-user-id). */
   userIdHeaders: readonly string[];
   userId: string;
+  /** Sent as x-sm-conversation-id, unless the client sent its own. */
+  conversationId?: string;
+  /** The Content-Length of a body that streams through; otherwise fetch sets the length of the body it sends. */
+  contentLength?: number | null;
 }
 
 /**
@@ -40,10 +47,14 @@ export function backendRequestHeaders(client: Headers, inject: InjectedHeaders):
   dropHopByHop(out);
   out.delete("host");
   out.delete("expect");
+  // A client's Content-Length may be a repeated list ("10, 10", which RFC 9110 allows): sent on as one value.
+  out.delete("content-length");
+  if (inject.contentLength != null) out.set("content-length", String(inject.contentLength));
   // Ask for an identity body: on loopback compression only costs time, and compressing servers
   // have buffered SSE streams. A backend that compresses anyway is decoded by fetch.
   out.set("accept-encoding", "identity");
   for (const name of inject.userIdHeaders) out.set(name, inject.userId);
+  if (inject.conversationId !== undefined && !out.has(CONVERSATION_HEADER)) out.set(CONVERSATION_HEADER, inject.conversationId);
   return out;
 }
 

@@ -1,92 +1,55 @@
-// Seeing what memproxy does: each request is followed from arrival to its last byte (request id, routing,
-// timings, bytes, model, token usage) and ends in one access log line and the metrics.
+// Observation of the request path: one Exchange per request records what passes (the decision, the bodies'
+// sizes, the answer, token usage) and, once the response's last byte has passed, writes the access line and
+// the metrics. It is a tap: it decides nothing on the path and owns nothing another module must clean up.
+import { redactUrl } from "./address.ts";
 import type { Config } from "./config.ts";
 import { errorResponse, ProxyError } from "./errors.ts";
-import type { Logger, LogFields } from "./log.ts";
+import type { LogFields, Logger } from "./log.ts";
 import { Metrics, NO_USER, PROMETHEUS_CONTENT_TYPE, ROUTES, routeIndex, type BackendErrorKind, type Route } from "./metrics.ts";
-import { BackendFailure, StreamIdleTimeout, type BodyOutcome, type ForwardObserver } from "./proxy.ts";
-import { MODEL_SCAN_LIMIT, modelFromJsonPrefix, smallJsonBody } from "./request-model.ts";
-import { REQUEST_ID_HEADER, requestIdFor } from "./request-id.ts";
-import { pathOf } from "./request-target.ts";
+import type { PoolObserver } from "./backends.ts";
+import { BackendFailure, StreamIdleTimeout, type BodyOutcome } from "./proxy.ts";
+import { MODEL_SCAN_LIMIT, modelFromJsonPrefix } from "./request-model.ts";
 import type { RoutingDecision } from "./router.ts";
 import { usageParserFor, type UsageParser } from "./usage.ts";
 
-/** A fetch handler that also gets the request's Exchange. */
-export type ObservedHandler<S> = (req: Request, server: S, ex: Exchange) => Response | Promise<Response>;
-
 /** What the observation needs from the configuration. */
-export type ObservabilityConfig = Pick<Config, "source" | "routing" | "metrics" | "logging">;
+export type ObservationConfig = Pick<Config, "source" | "routing" | "metrics">;
 
 const USER_AGENT_MAX = 256;
 /** Routes whose answers report token usage (model lists, count_tokens and other paths are not parsed). */
 const USAGE_ROUTES = new Set(
   (["/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/responses", "/v1/embeddings"] satisfies Route[]).map((r) => ROUTES.indexOf(r)),
 );
-const INTERNAL_ERROR_BODY = JSON.stringify({
-  type: "error",
-  error: { message: "internal error in memproxy", type: "server_error", param: null, code: null },
-});
 
-/**
- * Request ids, access log lines and metrics for one server.
- * @param config the configuration (metrics settings, configured user ids, its source for messages).
- * @param logger where access lines go.
- * @param ownPaths the paths memproxy answers itself: logged at debug level and not counted.
- * @param metrics a registry to use (e.g. shared with the supervisor); by default a new one, or none when disabled.
- */
-export function createObservability(config: ObservabilityConfig, logger: Logger, ownPaths: Iterable<string>, metrics?: Metrics): Observability {
-  const m = config.metrics.enabled ? (metrics ?? new Metrics({ maxUserLabels: config.metrics.max_user_labels })) : undefined;
-  const observability = new Observability(logger, m, new Set(ownPaths), config);
-  observability.reloaded(config);
-  return observability;
-}
+/** The observation side of a server: starts an Exchange per request, answers /metrics and /memory-routing/stats. */
+export class Observation {
+  /** Undefined when metrics are disabled. */
+  readonly metrics: Metrics | undefined;
 
-/** The observation side of a server: wraps its fetch handler and answers /metrics and /memory-routing/stats. */
-export class Observability {
   constructor(
     readonly logger: Logger,
-    /** Undefined when metrics are disabled. */
-    readonly metrics: Metrics | undefined,
-    readonly ownPaths: ReadonlySet<string>,
-    /** The configuration at start: the logging and metrics settings stay as they were then. */
-    private readonly started: ObservabilityConfig,
-  ) {}
+    config: ObservationConfig,
+    metrics?: Metrics,
+  ) {
+    this.metrics = config.metrics.enabled ? (metrics ?? new Metrics({ maxUserLabels: config.metrics.max_user_labels })) : undefined;
+    this.source = config.source;
+    this.reloaded(config);
+  }
 
-  /**
-   * Takes in a new configuration's user ids (they always get their own label).
-   * @returns notes on the logging and metrics settings, which cannot change while running.
-   */
-  reloaded(config: ObservabilityConfig): string[] {
+  private source: string;
+
+  /** Takes in a (re)loaded configuration's user ids: they always get their own metrics label. */
+  reloaded(config: ObservationConfig): void {
+    this.source = config.source;
     this.metrics?.reserveUserIds([config.routing.default_user_id, ...config.routing.header_patterns.map((p) => p.user_id)]);
-    const notes: string[] = [];
-    for (const key of ["logging", "metrics"] as const) {
-      if (JSON.stringify(config[key]) !== JSON.stringify(this.started[key])) {
-        notes.push(`memproxy.${key}: cannot change while running; restart memproxy to apply it`);
-      }
-    }
-    return notes;
   }
 
   /**
-   * Wraps a fetch handler: every response gets x-request-id, every request one access log line.
-   * An exception in `inner` becomes a 500 carrying the request id (and is logged with it). Not an
-   * async function: a promise less per request, and an answer made at once is returned at once.
+   * Starts observing one request.
+   * @param own whether memproxy answers it itself (its own endpoints: logged at debug level, not counted).
    */
-  wrap<S>(inner: ObservedHandler<S>): (req: Request, server: S) => Response | Promise<Response> {
-    return (req, server) => {
-      const ex = new Exchange(this, req);
-      let res: Response | Promise<Response>;
-      try {
-        res = inner(req, server, ex);
-      } catch (err) {
-        return ex.reply(ex.crashed(err));
-      }
-      if (res instanceof Response) return ex.reply(res);
-      return res.then(
-        (r) => ex.reply(r),
-        (err) => ex.reply(ex.crashed(err)),
-      );
-    };
+  begin(req: Request, id: string, path: string, own: boolean): Exchange {
+    return new Exchange(this, req, id, path, own);
   }
 
   /** GET /metrics: the Prometheus text; undefined when metrics are disabled (the path is then forwarded). */
@@ -98,23 +61,19 @@ export class Observability {
   /** GET /memory-routing/stats: the JSON summary, or 404 saying how to turn metrics on. */
   statsResponse(): Response {
     if (!this.metrics) {
-      return errorResponse(new ProxyError(404, "not_found", `usage statistics are off: set memproxy.metrics.enabled: true in ${this.started.source}`));
+      return errorResponse(new ProxyError(404, "not_found", `usage statistics are off: set memproxy.metrics.enabled: true in ${this.source}`));
     }
     return new Response(JSON.stringify(this.metrics.stats(), null, 2) + "\n", { headers: { "content-type": "application/json" } });
   }
 }
 
 /**
- * One request from arrival to its response's last byte. It is the forward's observer: it counts the
- * bytes both ways, feeds the response chunks to the usage parser, and when the body ends writes the
- * access line and the metrics. Nothing here waits for anything or holds a chunk back.
+ * One request from arrival to its response's last byte. The request path tells it what happens (as the
+ * forward's observer it sees the bodies pass); when the answer has ended it writes the access line and the
+ * metrics, once. Nothing here waits for anything, holds a chunk back, or changes what is sent.
  */
-export class Exchange implements ForwardObserver {
-  /** The request id: the client's own when well-formed, else a new one. */
-  readonly id: string;
+export class Exchange implements PoolObserver {
   private readonly start = performance.now();
-  /** The request's path, without its query: a query string can carry keys (?key=...). */
-  readonly path: string;
   private readonly route: number;
   private decision: RoutingDecision | undefined;
   private status = 0;
@@ -124,32 +83,39 @@ export class Exchange implements ForwardObserver {
   private bytesIn = 0;
   private bytesOut = 0;
   private bufferedBody: Uint8Array | undefined;
-  /** The request's announced Content-Length (NaN: none) and Content-Type, read once by wantsBody. */
-  private declaredLength = NaN;
-  private contentType: string | null = null;
   private usage: UsageParser | undefined;
   private sse = false;
   private outcome: BodyOutcome | "crashed" | undefined;
   private clientGone = false;
   private backendError: BackendErrorKind | undefined;
   private keepaliveWaitMs: number | undefined;
+  private errorCode: string | undefined;
   private error: string | undefined;
   private done = false;
-  private readonly completeHooks: (() => void)[] = [];
 
   constructor(
-    private readonly obs: Observability,
+    private readonly obs: Observation,
     private readonly req: Request,
+    /** The request id. */
+    readonly id: string,
+    /** The request's path, without its query (a query can carry keys: ?key=...). */
+    readonly path: string,
+    private readonly own: boolean,
   ) {
-    this.id = requestIdFor(req.headers);
-    this.path = pathOf(req.url);
-    this.route = routeIndex(this.path);
+    this.route = routeIndex(path);
   }
 
-  /** The request was routed to a user id and is about to be forwarded. */
+  /** The request was routed to a memory id (before it is checked further and forwarded). */
   routed(decision: RoutingDecision): void {
     if (!this.decision) this.obs.metrics?.requestsInFlight.inc();
     this.decision = decision;
+  }
+
+  /** memproxy refused or failed the request itself with `err`; `bytes` is the size of the error body sent. */
+  refused(err: ProxyError, bytes: number): void {
+    this.errorCode = err.code;
+    this.error ??= redactedMessage(err);
+    this.bytesOut = bytes;
   }
 
   /** The backend call has to wait for a kept-alive connection (memproxy.forward.keepalive_limit). */
@@ -158,7 +124,7 @@ export class Exchange implements ForwardObserver {
   }
 
   /** The wait is over: it got a kept-alive connection, or it goes on a new one. */
-  keepaliveWaitEnded(ms: number, gotConnection: boolean): void {
+  keepaliveWaited(ms: number, gotConnection: boolean): void {
     this.keepaliveWaitMs = ms;
     const m = this.obs.metrics;
     if (!m) return;
@@ -167,7 +133,7 @@ export class Exchange implements ForwardObserver {
   }
 
   /** A backend call failed before its response head (counted per attempt: a retry may follow). */
-  backendFailed(err: unknown): void {
+  backendFailed(err: ProxyError): void {
     if (err instanceof BackendFailure) {
       if (err.kind === "client_gone") {
         this.clientGone = true;
@@ -175,57 +141,36 @@ export class Exchange implements ForwardObserver {
       }
       this.count(err.kind === "timeout" ? "timeout" : err.kind === "connect" ? "connect" : "reset");
     }
-    this.error = describe(err);
+    this.error = redactedMessage(err);
   }
 
-  /**
-   * The handler threw. Reading the request body throws when the client leaves mid-upload: that is a
-   * client gone (499, for the log only), anything else a 500.
-   */
-  crashed(err: unknown): Response {
-    if (this.req.signal.aborted) {
-      this.clientGone = true;
-      return new Response(null, { status: 499 });
-    }
+  /** The connection to `from` was refused, and the call goes to `to` instead. */
+  retrying(from: string, to: string): void {
+    this.obs.logger.warn("backend refused the connection; retrying on another", { request_id: this.id, backend: redactUrl(from), next: redactUrl(to), path: this.path });
+  }
+
+  /** memproxy's own code failed on this request: what failed goes to the log (the client gets a bare 500). */
+  crashed(err: unknown): void {
     this.outcome = "crashed";
-    this.error = describe(err);
-    return new Response(INTERNAL_ERROR_BODY, { status: 500, headers: { "content-type": "application/json" } });
+    this.error = redactedMessage(err);
+  }
+
+  /** The client left while the request was read or handled (logged as 499). */
+  clientLeft(): void {
+    this.clientGone = true;
   }
 
   /**
-   * Stamps x-request-id on the response; completes the exchange unless its body is still being watched.
-   * A backend's answer (its head was seen) was made by forward(), which set the id already
-   * (ForwardOptions.requestId): setting it on a made Response costs more (its headers get a JS object).
+   * The server is about to send `res`. An answer of memproxy's own is complete now; a backend's answer
+   * completes when its body ends (end()).
    */
-  reply(res: Response): Response {
-    if (this.headSeen && this.outcome !== "crashed") return res;
-    try {
-      res.headers.set(REQUEST_ID_HEADER, this.id);
-    } catch {
-      // Immutable headers (a Response made elsewhere): copy it.
-      res = new Response(res.body, res);
-      res.headers.set(REQUEST_ID_HEADER, this.id);
-    }
-    if (!this.headSeen) {
-      this.status = res.status;
-      this.complete();
-    }
-    return res;
+  answered(res: Response): void {
+    if (this.headSeen) return;
+    this.status = res.status;
+    this.complete();
   }
 
-  // ForwardObserver: called by forward() as the bytes pass.
-
-  /**
-   * Whether the forward should read this request's body ahead and send it as one buffer: small JSON,
-   * whose model the access line and token counters want. (It is cheaper than streaming it, too.)
-   * Called once per forwarded request, before the forward.
-   * @param contentLength the request's Content-Length header.
-   */
-  wantsBody(contentLength: string | null): boolean {
-    this.declaredLength = Number(contentLength ?? NaN);
-    this.contentType = this.req.headers.get("content-type");
-    return smallJsonBody(this.declaredLength, this.contentType);
-  }
+  // As the forward's observer: called as the bytes pass.
 
   requestBody(body: ReadableStream<Uint8Array> | Uint8Array): void {
     if (body instanceof Uint8Array) {
@@ -233,7 +178,8 @@ export class Exchange implements ForwardObserver {
       this.bufferedBody = body;
     } else {
       // A streamed body is never read here (a tee costs more than the forward itself): its size is what it announced.
-      this.bytesIn = Number.isNaN(this.declaredLength) ? -1 : this.declaredLength;
+      const announced = this.req.headers.get("content-length");
+      this.bytesIn = announced === null ? -1 : Number(announced.split(",")[0]);
     }
   }
 
@@ -262,7 +208,7 @@ export class Exchange implements ForwardObserver {
     if (outcome === "cancelled") this.clientGone = true;
     if (outcome === "failed") {
       this.count(error instanceof StreamIdleTimeout ? "timeout" : "reset");
-      this.error = describe(error);
+      this.error = redactedMessage(error);
     }
     this.complete();
   }
@@ -272,37 +218,31 @@ export class Exchange implements ForwardObserver {
     this.obs.metrics?.backendError(kind);
   }
 
+  /** The model a JSON request body names, when the body was read ahead. */
   private model(): string | undefined {
-    if (!this.bufferedBody || !this.contentType?.includes("json")) return undefined;
     const body = this.bufferedBody;
+    if (!body || !this.req.headers.get("content-type")?.includes("json")) return undefined;
     return modelFromJsonPrefix(body.length > MODEL_SCAN_LIMIT ? body.subarray(0, MODEL_SCAN_LIMIT) : body);
   }
 
-  /** Runs `fn` when the exchange completes (its response body ended, or at once if it has). */
-  onComplete(fn: () => void): void {
-    if (this.done) fn();
-    else this.completeHooks.push(fn);
-  }
-
-  /** Runs the completion hooks, then writes the access line and the metrics, once. */
+  /** Writes the access line and the metrics, once. */
   private complete(): void {
     if (this.done) return;
     this.done = true;
-    for (const fn of this.completeHooks) fn();
     const durationMs = performance.now() - this.start;
     const { logger, metrics } = this.obs;
     const d = this.decision;
-    if (!d && this.obs.ownPaths.has(this.path)) {
+    if (this.own && !d) {
       if (logger.enabled("debug")) {
         logger.debug("request", { request_id: this.id, method: this.req.method, path: this.path, status: this.status, duration_ms: ms(durationMs) });
       }
       return;
     }
     const usage = this.usage?.end();
+    const failed = this.status >= 400 || this.outcome === "failed" || this.outcome === "crashed";
     const level = this.outcome === "crashed" ? "error" : this.status >= 500 || this.outcome === "failed" ? "warn" : "info";
     const logged = logger.enabled(level);
     const model = usage || logged ? (this.model() ?? usage?.model) : undefined;
-    const failed = this.status >= 400 || this.outcome === "failed" || this.outcome === "crashed";
     // Without body bytes, the first byte is the head (memproxy's own answers: sent at once); a body cut before it has none.
     const ttfbMs = this.ttfbMs ?? (this.outcome === "cancelled" || this.outcome === "failed" ? undefined : this.headSeen ? this.headMs : durationMs);
     if (metrics) {
@@ -327,8 +267,10 @@ export class Exchange implements ForwardObserver {
       method: this.req.method,
       path: this.path,
       user_id: d?.user_id ?? null,
-      decided_by: d ? (d.custom_header_present ? "custom_header" : d.matched_pattern ? "pattern" : "default") : null,
+      decided_by: d?.decided_by ?? null,
       pattern: d?.matched_pattern ? `${d.matched_pattern.header}: ${d.matched_pattern.pattern}` : undefined,
+      tool: d?.tool ?? undefined,
+      derived_from: d?.derived_from ?? undefined,
       user_agent: ua && ua.length > USER_AGENT_MAX ? ua.slice(0, USER_AGENT_MAX) : ua,
       model: model ?? null,
       status: this.status,
@@ -341,6 +283,7 @@ export class Exchange implements ForwardObserver {
       output_tokens: usage?.outputTokens,
       keepalive_wait_ms: this.keepaliveWaitMs === undefined ? undefined : ms(this.keepaliveWaitMs),
       backend_error: this.backendError,
+      error_code: this.errorCode,
       error: this.error,
     };
     logger[level]("request", fields);
@@ -352,8 +295,7 @@ function ms(x: number): number {
   return Math.round(x * 10) / 10;
 }
 
-/** An error for the log: its message, with any user:password in a URL removed. */
-function describe(err: unknown): string {
-  const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-  return text.replace(/\/\/[^/@\s]*@/g, "//[redacted]@");
+/** An error for the log: its message, with any password in a URL hidden. */
+function redactedMessage(err: unknown): string {
+  return redactUrl(err instanceof ProxyError ? err.message : err instanceof Error ? `${err.name}: ${err.message}` : String(err));
 }

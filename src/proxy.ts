@@ -1,17 +1,23 @@
 // Forwarding one request to the backend and streaming its answer back, untouched.
+import { redactUrl } from "./address.ts";
 import { ProxyError } from "./errors.ts";
 import { backendRequestHeaders, clientResponseHeaders } from "./headers.ts";
+import { requestHasBody, responseHasBody } from "./http.ts";
 import { REQUEST_ID_HEADER } from "./request-id.ts";
 
 /** How to forward one request. */
 export interface ForwardOptions {
-  /** The request body, when it was read ahead so it can be sent again; otherwise it streams from the request. */
+  /** The request body, when it was read ahead (small, or to be sent again); otherwise it streams from the request. */
   body?: Uint8Array;
+  /** The length the client announced for a body that streams (sent on as Content-Length). */
+  contentLength?: number | null;
   /** Backend base URL without a trailing slash, e.g. http://127.0.0.1:8765. */
   backend: string;
   /** Names of the headers that carry the user id. */
   userIdHeaders: readonly string[];
   userId: string;
+  /** Sent as x-sm-conversation-id unless the client sent its own. */
+  conversationId?: string;
   /** Longest wait for the backend's response head, in ms. */
   firstByteTimeoutMs: number;
   /** Longest silence inside the response body, in ms; 0 means none. */
@@ -27,6 +33,12 @@ export interface ForwardOptions {
    * answer streams (it may be called again, e.g. on a retry). A quick answer taken whole never calls it.
    */
   onLongCall?: () => void;
+  /**
+   * Called once when this backend call is over: its answer's body ended (read to the end, cancelled or cut),
+   * or the call failed before an answer. Whoever holds something for the call (a pool slot, a lifted
+   * timeout) gives it back here.
+   */
+  onSettled?: () => void;
 }
 
 /** How a response body ended: read to its end, cancelled by the client, or cut by an error. */
@@ -47,7 +59,6 @@ export interface ForwardObserver {
   end(outcome: BodyOutcome, error?: unknown): void;
 }
 
-const NO_BODY = new Set(["GET", "HEAD"]);
 /** How long a backend call runs before memproxy watches for its client leaving (ms). */
 export const CLIENT_WATCH_MS = 100;
 
@@ -102,11 +113,22 @@ export class StreamIdleTimeout extends Error {
  */
 export async function forward(req: Request, pathAndQuery: string, opts: ForwardOptions): Promise<Response> {
   const target = opts.backend + pathAndQuery;
-  const headers = backendRequestHeaders(req.headers, { userIdHeaders: opts.userIdHeaders, userId: opts.userId });
+  const headers = backendRequestHeaders(req.headers, {
+    userIdHeaders: opts.userIdHeaders,
+    userId: opts.userId,
+    conversationId: opts.conversationId,
+    contentLength: opts.body === undefined ? opts.contentLength : undefined,
+  });
   if (opts.requestId) headers.set(REQUEST_ID_HEADER, opts.requestId);
   const observer = opts.observer;
   const upstream = new AbortController();
-  const body = NO_BODY.has(req.method) ? undefined : (opts.body ?? limitBody(req.body, opts.maxBodyBytes, upstream) ?? undefined);
+  const body = requestHasBody(req.method) ? (opts.body ?? limitBody(req.body, opts.maxBodyBytes, upstream) ?? undefined) : undefined;
+  let settled = false;
+  const settle = () => {
+    if (settled) return;
+    settled = true;
+    opts.onSettled?.();
+  };
   if (body && observer) observer.requestBody(body);
   const onClientAbort = () => upstream.abort(new ClientGone("client disconnected"));
   // Watching the client has a price (Bun makes a request's AbortSignal on its first use), not worth it
@@ -138,9 +160,10 @@ export async function forward(req: Request, pathAndQuery: string, opts: ForwardO
     // piece: taking it whole is cheaper than passing it through a stream and holds back nothing a
     // client could use. It is still covered by the first-byte timeout. (The answer's `body` is not
     // looked at to see whether it has one: that makes it a stream; the method and status tell.)
-    if (hasBody(req.method, res.status) && isSmallFixedBody(res.headers)) small = await res.bytes();
+    if (responseHasBody(req.method, res.status) && isSmallFixedBody(res.headers)) small = await res.bytes();
   } catch (err) {
     if (watching) req.signal.removeEventListener("abort", onClientAbort);
+    settle();
     throw backendFailure(opts.backend, upstream.signal.reason ?? err, err);
   } finally {
     clearTimeout(firstByteTimer);
@@ -151,15 +174,20 @@ export async function forward(req: Request, pathAndQuery: string, opts: ForwardO
   const clientHeaders = clientResponseHeaders(res.headers);
   if (opts.requestId) clientHeaders.set(REQUEST_ID_HEADER, opts.requestId);
   if (small !== undefined) {
+    settle();
     if (observer) {
       observer.chunk(small);
       observer.end("complete");
     }
     return new Response(small, { status: res.status, statusText: res.statusText, headers: clientHeaders });
   }
-  const resBody = res.body && (opts.streamIdleTimeoutMs > 0 || observer) ? passThrough(res.body, opts.streamIdleTimeoutMs, upstream, observer) : res.body;
-  if (!res.body) observer?.end("complete");
-  else opts.onLongCall?.();
+  if (!res.body) {
+    settle();
+    observer?.end("complete");
+    return new Response(null, { status: res.status, statusText: res.statusText, headers: clientHeaders });
+  }
+  opts.onLongCall?.();
+  const resBody = passThrough(res.body, opts.streamIdleTimeoutMs, upstream, observer, settle);
   return new Response(resBody, {
     status: res.status,
     statusText: res.statusText,
@@ -169,11 +197,6 @@ export async function forward(req: Request, pathAndQuery: string, opts: ForwardO
 
 /** Largest response body taken whole rather than streamed. */
 const SMALL_BODY = 64 * 1024;
-
-/** Whether an answer to `method` with `status` has a body (RFC 9110: never for HEAD, 204 or 304). */
-function hasBody(method: string, status: number): boolean {
-  return method !== "HEAD" && status !== 204 && status !== 304;
-}
 
 function isSmallFixedBody(headers: Headers): boolean {
   const length = headers.get("content-length");
@@ -208,7 +231,9 @@ export class BackendFailure extends ProxyError {
   }
 }
 
-function backendFailure(backend: string, reason: unknown, err: unknown): BackendFailure {
+function backendFailure(url: string, reason: unknown, err: unknown): BackendFailure {
+  // Messages reach clients and logs: a password in the backend's URL never does.
+  const backend = redactUrl(url);
   if (reason instanceof FirstByteTimeout) {
     return new BackendFailure("timeout", backend, 504, `The backend ${backend} did not answer in time`, err);
   }
@@ -221,20 +246,22 @@ function backendFailure(backend: string, reason: unknown, err: unknown): Backend
   }
   const code = (err as { code?: string }).code ?? "";
   const kind = CONNECT_FAILURES.has(code) ? "connect" : "other";
-  const why = code === "ConnectionRefused" ? "connection refused" : code || (err as Error).message;
+  const why = code === "ConnectionRefused" ? "connection refused" : code || redactUrl((err as Error).message);
   return new BackendFailure(kind, backend, 502, `memproxy could not reach the backend ${backend}: ${why}`, err);
 }
 
 /**
  * The one pass-through of a response body: each chunk is handed on as it arrives, then shown to the
  * observer. Ends the body with StreamIdleTimeout (and aborts the backend call) when no chunk arrives
- * for `idleMs` (0: no limit); one timer per stream, re-armed per chunk.
+ * for `idleMs` (0: no limit); one timer per stream, re-armed per chunk. `settled` runs once the body is
+ * over, however it ends.
  */
 function passThrough(
   body: ReadableStream<Uint8Array>,
   idleMs: number,
   upstream: AbortController,
   observer: ForwardObserver | undefined,
+  settled: () => void,
 ): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -247,6 +274,7 @@ function passThrough(
           controller.error(err);
           upstream.abort(err);
           reader.cancel(err).catch(() => {});
+          settled();
           observer?.end("failed", err);
         }, idleMs);
       },
@@ -256,6 +284,7 @@ function passThrough(
           if (done) {
             clearTimeout(timer);
             controller.close();
+            settled();
             observer?.end("complete");
           } else {
             timer?.refresh();
@@ -265,12 +294,14 @@ function passThrough(
         } catch (err) {
           clearTimeout(timer);
           controller.error(err);
+          settled();
           observer?.end("failed", err);
         }
       },
       cancel(reason) {
         clearTimeout(timer);
         upstream.abort(new ClientGone("client disconnected"));
+        settled();
         observer?.end("cancelled", reason);
         return reader.cancel(reason);
       },

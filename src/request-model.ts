@@ -5,44 +5,31 @@ export const MODEL_SCAN_LIMIT = 64 * 1024;
 
 /**
  * Whether a request body is worth reading before forwarding to learn its model: JSON of a known,
- * small size. Measured on Bun 1.4.5: forwarding such a body as one buffer costs less CPU than
- * streaming it, and larger or unsized bodies stream untouched.
- * @param length the announced Content-Length (NaN when there is none).
+ * small size (forwarding such a body as one buffer also costs less than streaming it). Larger or
+ * unsized bodies stream through untouched.
+ * @param length the announced Content-Length (null when there is none).
  * @param contentType the Content-Type header.
  */
-export function smallJsonBody(length: number, contentType: string | null): boolean {
-  return length > 0 && length <= MODEL_SCAN_LIMIT && (contentType?.includes("json") ?? false);
+export function smallJsonBody(length: number | null, contentType: string | null): boolean {
+  return length !== null && length > 0 && length <= MODEL_SCAN_LIMIT && (contentType?.includes("json") ?? false);
 }
 
 /** One decoder for all: one-shot decoding keeps no state. */
 const utf8 = new TextDecoder();
 
-/** The last model string read, and its JSON bytes (quotes included): a tool sends the same model again and again. */
-let lastModel: string | undefined;
-let lastModelJson = new Uint8Array(0);
-
-/** The JSON string at bytes[from, to) (quotes included), decoded; the last one is returned again without a new string. */
+/** The JSON string at bytes[from, to) (quotes included), decoded. */
 function modelString(bytes: Uint8Array, from: number, to: number): string | undefined {
-  const last = lastModelJson;
-  if (to - from === last.length) {
-    let same = true;
-    for (let i = 0; i < last.length && same; i++) same = bytes[from + i] === last[i];
-    if (same) return lastModel;
-  }
-  const json = bytes.slice(from, to); // a copy: the body it comes from is not kept
   try {
-    lastModel = JSON.parse(utf8.decode(json)) as string;
-    lastModelJson = json;
-    return lastModel;
+    return JSON.parse(utf8.decode(bytes.subarray(from, to))) as string;
   } catch {
     return undefined;
   }
 }
 
 /**
- * The top-level "model" string of a JSON object, given as UTF-8 bytes that may be cut short. A hand
- * scan of the bytes rather than JSON.parse: the body may be a prefix, nothing before the key is
- * decoded, and the scan stops at the key (which SDKs send early). In UTF-8 every byte of a multi-byte
+ * The top-level "model" string of a JSON object, given as UTF-8 bytes that may be cut short. A scan of
+ * the bytes rather than JSON.parse: the body may be a prefix of 64 KiB, nothing before the key is decoded,
+ * and the scan stops at the key (which SDKs send early, before the long messages). In UTF-8 every byte of a multi-byte
  * character has its high bit set, so none is mistaken for a quote, backslash or bracket.
  * @returns the model, or undefined when the bytes hold no top-level "model" string.
  */

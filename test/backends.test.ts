@@ -86,38 +86,70 @@ describe("several backends", () => {
   });
 
   test("a backend marked down gets traffic again only after a successful probe", async () => {
-    let alive = false;
-    await using flaky = startBackend(() => new Response(alive ? "ok" : "no", { status: alive ? 200 : 503 }));
+    let alive = true;
+    let hang = true;
+    const hung = Promise.withResolvers<void>();
+    await using flaky = startBackend(async (req) => {
+      if (new URL(req.url).pathname === "/health/liveliness") return new Response("", { status: alive ? 200 : 503 });
+      if (hang) await hung.promise;
+      return new Response("flaky");
+    }, { handlerAnswersProbes: true });
+    await using other = startBackend(() => new Response("other"));
     const { promise: cameBack, resolve } = Promise.withResolvers<void>();
-    const pool = new BackendPool([flaky.url, "http://127.0.0.1:9"], {
+    const pool = new BackendPool([flaky.url, other.url], {
       cooldownMs: 50,
       probeTimeoutMs: 1000,
-      onChange: (_b, up) => up && resolve(),
+      keepaliveLimit: 0,
+      keepaliveWaitMs: 0,
+      onChange: (_url, up) => up && resolve(),
     });
+    const call = (timeout = 10_000) =>
+      pool.forward(new Request("http://memproxy/v1/x", { method: "POST", body: "{}" }), "/v1/x", {
+        body: new Uint8Array(2),
+        retryable: true,
+        userIdHeaders: ["x-sm-user-id"],
+        userId: "u",
+        firstByteTimeoutMs: timeout,
+        streamIdleTimeoutMs: 0,
+      });
     try {
-      const f = pool.backends[0]!;
-      pool.markDown(f, "test");
-      expect(pool.pick()!.url).toBe("http://127.0.0.1:9");
-      // The first probe is refused by the liveness check: still down.
-      await flaky.waitFor(1);
-      expect(flaky.received[0]!.path).toBe("/health/liveliness");
-      expect(pool.pick()!.url).toBe("http://127.0.0.1:9");
+      // The first call goes to the first backend, which does not answer in time: it is marked down.
+      alive = false;
+      expect(await call(300).catch((e) => e.code)).toBe("backend_timeout");
+      expect(pool.status().map((b) => b.status)).toEqual(["down", "up"]);
+      expect(await (await call()).text()).toBe("other");
+      // Its probes are refused by the liveness check: it stays down.
+      await flaky.waitForProbes(1);
+      expect(pool.status()[0]!.status).toBe("down");
+      expect(await (await call()).text()).toBe("other");
+      hang = false;
+      hung.resolve();
       alive = true;
       await cameBack;
-      expect(f.downUntil).toBe(0);
-      expect(pool.pick()!.url).toBe(flaky.url);
+      expect(pool.status().map((b) => b.status)).toEqual(["up", "up"]);
+      expect(await (await call()).text()).toBe("flaky");
+      expect(pool.status().map((b) => b.in_flight)).toEqual([0, 0]);
     } finally {
       pool.close();
     }
   });
 
   test("with every backend down, a request still tries them (a lone backend that came back is used at once)", async () => {
-    await using b = startBackend();
-    await using p = startProxy(config([b.url]));
-    const pool = new BackendPool([b.url], { cooldownMs: 60_000, probeTimeoutMs: 100 });
-    pool.markDown(pool.backends[0]!, "test");
-    expect(pool.pick()!.url).toBe(b.url);
-    pool.close();
-    expect((await fetch(p.url + "/v1/models")).status).toBe(200);
+    let first = true;
+    const hung = Promise.withResolvers<void>();
+    await using b = startBackend(async () => {
+      if (first) {
+        first = false;
+        await hung.promise;
+      }
+      return new Response("ok");
+    });
+    await using p = startProxy(config([b.url], "  forward:\n    first_byte_timeout: 300ms\n"));
+    expect((await fetch(p.url + "/v1/models")).status).toBe(504);
+    hung.resolve();
+    // It is marked down (cooldown 200 ms, no probe yet), and still the one to try.
+    const res = await fetch(p.url + "/v1/models");
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("ok");
   });
 });

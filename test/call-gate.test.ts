@@ -1,21 +1,29 @@
 import { describe, expect, test } from "bun:test";
 import { CallGate, type Admission, type Release } from "../src/call-gate.ts";
 
-const immediate = (x: Release | Promise<Admission>): Release => {
-  if (typeof x !== "function") throw new Error("expected a slot at once, got a wait");
-  return x;
+/** Enters, expecting a slot at once: the gate must not have queued the call. */
+const immediate = async (gate: CallGate): Promise<Release> => {
+  let queued = false;
+  const admission = gate.enter(() => (queued = true));
+  if (queued) throw new Error("expected a slot at once, got a wait");
+  const a = await admission;
+  expect(a).toMatchObject({ waitedMs: 0, gotSlot: true });
+  return a.release;
 };
-const waits = (x: Release | Promise<Admission>): Promise<Admission> => {
-  if (typeof x === "function") throw new Error("expected a wait, got a slot at once");
-  return x;
+/** Enters, expecting the call to wait. */
+const waits = (gate: CallGate): Promise<Admission> => {
+  let queued = false;
+  const admission = gate.enter(() => (queued = true));
+  if (!queued) throw new Error("expected a wait, got a slot at once");
+  return admission;
 };
 
 describe("CallGate", () => {
   test("up to the limit at once; the next waits until a slot frees, then holds it", async () => {
     const gate = new CallGate(2, 10_000);
-    const a = immediate(gate.enter());
-    immediate(gate.enter());
-    const c = waits(gate.enter());
+    const a = await immediate(gate);
+    await immediate(gate);
+    const c = waits(gate);
     expect(gate.running).toBe(2);
     expect(gate.waiting).toBe(1);
     a();
@@ -30,13 +38,13 @@ describe("CallGate", () => {
 
   test("waiters get slots first in, first out, and a new call does not jump the queue", async () => {
     const gate = new CallGate(1, 10_000);
-    const first = immediate(gate.enter());
+    const first = await immediate(gate);
     const order: number[] = [];
-    const queued = [1, 2, 3].map((n) => waits(gate.enter()).then((a) => (order.push(n), a)));
+    const queued = [1, 2, 3].map((n) => waits(gate).then((a) => (order.push(n), a)));
     first();
     const one = await queued[0]!;
     // A slot is taken and two wait: a new call queues behind them.
-    const fourth = waits(gate.enter()).then((a) => (order.push(4), a.release()));
+    const fourth = waits(gate).then((a) => (order.push(4), a.release()));
     one.release();
     (await queued[1]!).release();
     (await queued[2]!).release();
@@ -47,8 +55,8 @@ describe("CallGate", () => {
 
   test("a call that waited its time goes on without a slot; its release frees nothing", async () => {
     const gate = new CallGate(1, 30);
-    const held = immediate(gate.enter());
-    const late = await waits(gate.enter());
+    const held = await immediate(gate);
+    const late = await waits(gate);
     expect(late.gotSlot).toBe(false);
     expect(late.waitedMs).toBeGreaterThanOrEqual(25);
     expect(gate.waiting).toBe(0);
@@ -57,25 +65,24 @@ describe("CallGate", () => {
     held();
     expect(gate.running).toBe(0);
     // The gate still works after an expiry.
-    immediate(gate.enter());
+    await immediate(gate);
   });
 
   test("expiry lets go only the calls that are due", async () => {
     const gate = new CallGate(1, 200);
-    immediate(gate.enter());
-    const early = waits(gate.enter());
-    const outcome = await early;
+    await immediate(gate);
+    const outcome = await waits(gate);
     expect(outcome.gotSlot).toBe(false);
     // Queued after the first expired: it waits its own full time, not the rest of the earlier one's.
-    const next = await waits(gate.enter());
+    const next = await waits(gate);
     expect(next.gotSlot).toBe(false);
     expect(next.waitedMs).toBeGreaterThanOrEqual(195);
   });
 
   test("a release is counted once however often it is called", async () => {
     const gate = new CallGate(1, 10_000);
-    const r = immediate(gate.enter());
-    const next = waits(gate.enter());
+    const r = await immediate(gate);
+    const next = waits(gate);
     r();
     r();
     const got = await next;
@@ -85,9 +92,9 @@ describe("CallGate", () => {
     expect(gate.running).toBe(0);
   });
 
-  test("a limit or a wait of 0 turns the gate off", () => {
+  test("a limit or a wait of 0 turns the gate off", async () => {
     for (const gate of [new CallGate(0, 20), new CallGate(2, 0)]) {
-      for (let i = 0; i < 100; i++) immediate(gate.enter());
+      for (let i = 0; i < 100; i++) await immediate(gate);
       expect(gate.running).toBe(0);
       expect(gate.waiting).toBe(0);
     }
@@ -95,8 +102,8 @@ describe("CallGate", () => {
 
   test("a long queue is served in order and its storage is reclaimed", async () => {
     const gate = new CallGate(1, 60_000);
-    let release = immediate(gate.enter());
-    const queued = Array.from({ length: 3000 }, () => waits(gate.enter()));
+    let release = await immediate(gate);
+    const queued = Array.from({ length: 3000 }, () => waits(gate));
     for (const q of queued) {
       release();
       const a = await q;

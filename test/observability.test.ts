@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigError, parseConfig } from "../src/config.ts";
+import { ConfigError, parseConfig, reconcile } from "../src/config.ts";
 import { createLogger, type LogLevel } from "../src/log.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "../src/metrics.ts";
 import { OWN_ENDPOINTS, startServer, type ServerHandle } from "../src/server.ts";
@@ -410,7 +410,9 @@ describe("GET /metrics", () => {
       "test.yaml",
       {},
     );
-    const notes = p.handle.reload({ ...next, listen: p.handle.config.listen });
+    const reconciled = reconcile(p.handle.config, next);
+    p.handle.reload(reconciled.config);
+    const notes = reconciled.notes;
     expect(notes).toContain("memproxy.metrics: cannot change while running; restart memproxy to apply it");
     await (await chat(p.url, { "x-memory-user-id": "second" })).text();
     await (await chat(p.url, { "user-agent": "NewTool/1.0" })).text();
@@ -566,10 +568,10 @@ describe("the logging and metrics settings", () => {
     const url = await proc.listening();
     const res = await fetch(url + "/v1/models", { headers: { "x-request-id": "cli-text-1" } });
     await res.text();
-    const line = await proc.waitForLine("request_id=cli-text-1");
-    expect(line).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z INFO  request request_id=cli-text-1 method=GET path=\/v1\/models user_id=default-dev /);
+    const line = await proc.waitForLine("#cli-text-1");
+    expect(line).toMatch(/^\d\d:\d\d:\d\d\.\d{3} INFO  default-dev\s+GET  \/v1\/models\s+200\s+\d+ms  \(default\)  #cli-text-1$/);
     await (await fetch(url + "/health/liveliness", { headers: { "x-request-id": "cli-own-1" } })).text();
-    expect(await proc.waitForLine("request_id=cli-own-1")).toContain(" DEBUG ");
+    expect(await proc.waitForLine("#cli-own-1")).toContain(" DEBUG ");
     expect(proc.lines.some((l) => l.startsWith("{"))).toBe(false);
   });
 

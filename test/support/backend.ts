@@ -16,7 +16,12 @@ export type Handler = (req: Request, received: Received) => Response | Promise<R
 export interface RecordingBackend extends AsyncDisposable {
   readonly url: string;
   readonly port: number;
+  /** Every request but liveness probes (GET /health/liveliness), in arrival order. */
   readonly received: Received[];
+  /** The liveness probes (memproxy asks at start, for /health and before reusing a backend). */
+  readonly probes: Received[];
+  /** Resolves once `count` probes have arrived in all. */
+  waitForProbes(count: number): Promise<Received[]>;
   handler: Handler;
   /** Resolves with the next request that arrives after this call. */
   nextRequest(): Promise<Received>;
@@ -30,11 +35,14 @@ export const echo: Handler = (_req, r) =>
   Response.json({ method: r.method, path: r.path, headers: Object.fromEntries(r.headers), bodyLength: r.body.length });
 
 /**
- * Starts a recording backend on 127.0.0.1, port 0. The body is read whole before the handler runs
- * unless the handler is installed with `streamingHandler` (then `received.body` is empty).
+ * Starts a recording backend on 127.0.0.1, port 0. The body is read whole before the handler runs unless
+ * `readBody` is false (then `received.body` is empty). Liveness probes (GET /health/liveliness) are recorded
+ * apart, in `probes`, and answered 200 unless `handlerAnswersProbes`.
  */
-export function startBackend(handler: Handler = echo, options: { readBody?: boolean } = {}): RecordingBackend {
+export function startBackend(handler: Handler = echo, options: { readBody?: boolean; handlerAnswersProbes?: boolean } = {}): RecordingBackend {
   const received: Received[] = [];
+  const probes: Received[] = [];
+  const probeCounters: { count: number; resolve: (r: Received[]) => void }[] = [];
   const waiters: ((r: Received) => void)[] = [];
   const counters: { count: number; resolve: (r: Received[]) => void }[] = [];
   const readBody = options.readBody ?? true;
@@ -51,6 +59,14 @@ export function startBackend(handler: Handler = echo, options: { readBody?: bool
         headers: req.headers,
         body: readBody ? new Uint8Array(await req.arrayBuffer()) : new Uint8Array(),
       };
+      if (r.method === "GET" && url.pathname === "/health/liveliness") {
+        probes.push(r);
+        for (let i = probeCounters.length - 1; i >= 0; i--) {
+          if (probes.length >= probeCounters[i]!.count) probeCounters.splice(i, 1)[0]!.resolve(probes);
+        }
+        // Answered as LiteLLM does, unless the test's handler is to answer them.
+        return options.handlerAnswersProbes ? backend.handler(req, r) : Response.json("I'm alive!");
+      }
       received.push(r);
       waiters.shift()?.(r);
       for (let i = counters.length - 1; i >= 0; i--) {
@@ -64,6 +80,9 @@ export function startBackend(handler: Handler = echo, options: { readBody?: bool
     url: `http://127.0.0.1:${server.port}`,
     port: server.port!,
     received,
+    probes,
+    waitForProbes: (count) =>
+      probes.length >= count ? Promise.resolve(probes) : new Promise((resolve) => probeCounters.push({ count, resolve })),
     handler,
     nextRequest: () => new Promise((resolve) => waiters.push(resolve)),
     waitFor: (count) =>

@@ -1,0 +1,243 @@
+// One request, from the server to the backend and back: memproxy's own endpoints answered from a table,
+// everything else checked, routed and forwarded through the backend pool. A plain function of the request,
+// the state it is served with, and its context: it can be tested without a socket.
+import type { AccessCheck } from "./access.ts";
+import type { BackendPool } from "./backends.ts";
+import type { Config } from "./config.ts";
+import { ENDPOINTS } from "./endpoints.ts";
+import { errorBody, errorResponse, ProxyError } from "./errors.ts";
+import { redactedHeaders } from "./headers.ts";
+import { contentLength, requestHasBody } from "./http.ts";
+import type { Exchange, Observation } from "./observe.ts";
+import { smallJsonBody } from "./request-model.ts";
+import { REQUEST_ID_HEADER } from "./request-id.ts";
+import { pathAndQuery } from "./request-target.ts";
+import type { Router, RoutingDecision, RoutingRejection } from "./router.ts";
+import type { SupervisorStatus } from "./supervisor.ts";
+import { VERSION } from "./version.ts";
+
+/** What lives as long as the server, whatever the configuration. */
+export interface Services {
+  readonly observation: Observation;
+  /** The state of a LiteLLM that memproxy supervises: proxied requests wait for it to be ready. */
+  readonly litellm?: () => Readonly<SupervisorStatus>;
+  /** The last reload, for /health: null before the first. */
+  readonly lastReload: () => Readonly<{ at: string; ok: boolean; problems?: string[] }> | null;
+}
+
+/** Everything a request is served with; replaced whole on reload (a request keeps the one it started with). */
+export interface State {
+  readonly config: Config;
+  readonly router: Router;
+  readonly access: AccessCheck;
+  readonly pool: BackendPool;
+  readonly userIdHeaders: readonly string[];
+  readonly services: Services;
+}
+
+/** One request as the handler sees it: its id and path, who records it, and what its connection allows. */
+export interface RequestContext {
+  readonly id: string;
+  /** The path without its query. */
+  readonly path: string;
+  /** Records what happens to the request (the observation's tap). */
+  readonly tap: Exchange;
+  /** Requests the server is serving now, this one included. */
+  readonly inFlight: number;
+  /** Lifts the client connection's idle timeout while a long backend call runs; returns what restores it. */
+  liftIdleTimeout(): () => void;
+}
+
+type Answer = Response | Promise<Response>;
+
+/** One of memproxy's own endpoints: the methods it answers, whether it needs an access key, and its answer. */
+interface Endpoint {
+  readonly methods: readonly string[];
+  /** Answered without an access key (liveness probes). */
+  readonly open?: boolean;
+  /** The answer; undefined when the endpoint is switched off (the request is then forwarded). */
+  answer(req: Request, s: State, ctx: RequestContext): Answer | undefined;
+}
+
+const GET = ["GET", "HEAD"] as const;
+const JSON_HEADERS = { "content-type": "application/json" };
+const json = (body: unknown, status = 200) => new Response(JSON.stringify(body, null, 2) + "\n", { status, headers: JSON_HEADERS });
+
+/** memproxy's own endpoints, by path. */
+const OWN: ReadonlyMap<string, Endpoint> = new Map<string, Endpoint>([
+  [ENDPOINTS.liveness, { methods: GET, open: true, answer: () => json({ status: "alive" }) }],
+  [ENDPOINTS.livenessAlias, { methods: GET, open: true, answer: () => json({ status: "alive" }) }],
+  [ENDPOINTS.health, { methods: GET, answer: (_req, s) => health(s) }],
+  [ENDPOINTS.readiness, { methods: GET, answer: (_req, s) => readiness(s) }],
+  [ENDPOINTS.routingInfo, { methods: GET, answer: (req, s, ctx) => routingInfo(req, s, ctx) }],
+  [ENDPOINTS.metrics, { methods: GET, answer: (_req, s) => s.services.observation.metricsResponse() }],
+  [ENDPOINTS.stats, { methods: GET, answer: (_req, s) => s.services.observation.statsResponse() }],
+]);
+
+/** Whether memproxy answers `path` itself (its requests are observed as its own, not as traffic). */
+export function isOwnPath(path: string): boolean {
+  return OWN.has(path);
+}
+
+/**
+ * Serves one request: memproxy's own endpoints (GET and HEAD; other methods get 405), access keys, then
+ * everything else routed and forwarded.
+ */
+export function handle(req: Request, s: State, ctx: RequestContext): Answer {
+  const own = OWN.get(ctx.path);
+  if (!own?.open && s.access && !s.access(req.headers)) {
+    return refuse(
+      ctx,
+      new ProxyError(401, "unauthorized", "memproxy needs an access key: send it as Authorization: Bearer <key> or x-api-key", {
+        "www-authenticate": 'Bearer realm="memproxy"',
+      }),
+    );
+  }
+  if (!own) return proxied(req, s, ctx);
+  if (!own.methods.includes(req.method)) {
+    return refuse(ctx, new ProxyError(405, "method_not_allowed", `${ctx.path} is memproxy's own endpoint and answers ${own.methods.join(" and ")} only`, { allow: own.methods.join(", ") }));
+  }
+  const answer = own.answer(req, s, ctx);
+  if (answer === undefined) return proxied(req, s, ctx);
+  return answer instanceof Response ? stamp(answer, ctx) : answer.then((res) => stamp(res, ctx));
+}
+
+/** A request memproxy does not answer itself: routed, checked, and forwarded. */
+function proxied(req: Request, s: State, ctx: RequestContext): Answer {
+  const routed = s.router(req.headers);
+  if (!routed.ok) return refuse(ctx, rejection(routed.rejection));
+  const decision = routed.decision;
+  ctx.tap.routed(decision);
+  const length = contentLength(req.headers);
+  if (length === "invalid") {
+    return refuse(ctx, new ProxyError(400, "invalid_request", "The request's Content-Length header is malformed, or its copies disagree"));
+  }
+  const limited = checkLimits(req, length, s.config.limits, ctx.inFlight);
+  if (limited) return refuse(ctx, limited);
+  const child = s.services.litellm?.();
+  if (child && child.state !== "ready") return refuse(ctx, notReady(child));
+  // A body is read ahead when it is small JSON (its model is logged and counted; one buffer also costs less
+  // to forward than a stream) or when another backend could take it again after a refused connection.
+  const hasBody = requestHasBody(req.method);
+  const retryable = s.pool.size > 1 && length !== null && length <= s.config.backendPool.retry_body_size;
+  if (hasBody && (smallJsonBody(length, req.headers.get("content-type")) || retryable)) {
+    return req.bytes().then((body) => send(req, s, ctx, decision, body, length));
+  }
+  return send(req, s, ctx, decision, undefined, length);
+}
+
+function send(req: Request, s: State, ctx: RequestContext, decision: RoutingDecision, body: Uint8Array | undefined, length: number | null): Promise<Response> {
+  const c = s.config;
+  let restore: (() => void) | undefined;
+  return s.pool
+    .forward(req, pathAndQuery(req.url), {
+      body,
+      contentLength: length,
+      retryable: body !== undefined || !requestHasBody(req.method),
+      userIdHeaders: s.userIdHeaders,
+      userId: decision.user_id,
+      conversationId: conversationId(req.headers, c.forward.conversation_headers),
+      firstByteTimeoutMs: c.forward.first_byte_timeout,
+      streamIdleTimeoutMs: c.forward.stream_idle_timeout,
+      maxBodyBytes: length === null ? c.limits.max_body_size : undefined,
+      requestId: ctx.id,
+      observer: ctx.tap,
+      onLongCall: () => void (restore ??= ctx.liftIdleTimeout()),
+      onSettled: () => restore?.(),
+    })
+    .catch((err: unknown) => {
+      if (err instanceof ProxyError) return refuse(ctx, err);
+      throw err;
+    });
+}
+
+/** The value of the first configured session header present, for Supermemory's x-sm-conversation-id. */
+function conversationId(headers: Headers, names: readonly string[]): string | undefined {
+  for (const name of names) {
+    const value = headers.get(name);
+    if (value !== null && /^[\x21-\x7e]{1,256}$/.test(value)) return value;
+  }
+  return undefined;
+}
+
+/** memproxy's own answer to a request it refuses or could not forward, recorded with its error. */
+function refuse(ctx: RequestContext, err: ProxyError): Response {
+  const body = errorBody(err);
+  ctx.tap.refused(err, Buffer.byteLength(body));
+  return stamp(errorResponse(err, body), ctx);
+}
+
+/** Sets the request id on one of memproxy's own answers (a backend's answer gets it in forward()). */
+function stamp(res: Response, ctx: RequestContext): Response {
+  res.headers.set(REQUEST_ID_HEADER, ctx.id);
+  return res;
+}
+
+async function health(s: State): Promise<Response> {
+  const { services, config, pool } = s;
+  const backends = await pool.checkAll(config.forward.health_timeout);
+  const up = backends.filter((b) => b.status === "up").length;
+  const child = services.litellm?.();
+  const lastReload = services.lastReload();
+  const healthy = up === backends.length && lastReload?.ok !== false && (!child || child.state === "ready");
+  return json({
+    status: child?.state === "starting" ? "starting" : healthy ? "healthy" : "degraded",
+    memory_proxy: "up",
+    litellm_backend: up > 0 ? "up" : "down",
+    backend_url: backends[0]!.url,
+    backends,
+    ...(child && { litellm: child }),
+    config: { source: config.source, last_reload: lastReload, warnings: config.warnings },
+    version: VERSION,
+    pid: process.pid,
+    timestamp: new Date().toISOString(),
+  });
+}
+
+async function readiness(s: State): Promise<Response> {
+  const backends = await s.pool.checkAll(s.config.forward.health_timeout);
+  const child = s.services.litellm?.();
+  const up = backends.some((b) => b.status === "up") && (!child || child.state === "ready");
+  return json({ status: up ? "ready" : "not ready", litellm_backend: up ? "up" : "down" }, up ? 200 : 503);
+}
+
+function routingInfo(req: Request, s: State, ctx: RequestContext): Response {
+  const routed = s.router(req.headers);
+  if (!routed.ok) return refuse(ctx, rejection(routed.rejection));
+  return json({ ...routed.decision, headers: redactedHeaders(req.headers) });
+}
+
+/** The answer while a supervised LiteLLM is not ready: 503, and when to try again. */
+function notReady(child: Readonly<SupervisorStatus>): ProxyError {
+  const message =
+    child.state === "failed"
+      ? `LiteLLM, which memproxy supervises, has failed and is not restarted: ${child.error ?? "see memproxy's log"}`
+      : child.state === "starting"
+        ? "LiteLLM is starting; retry in a few seconds"
+        : `LiteLLM is restarting (restart ${child.restarts}); retry in a few seconds`;
+  return new ProxyError(503, "backend_starting", message, { "retry-after": child.state === "failed" ? "30" : "5" });
+}
+
+function rejection(r: RoutingRejection): ProxyError {
+  return new ProxyError(r.status, r.status === 400 ? "invalid_user_id" : "forbidden_user_id", r.message);
+}
+
+/** The configured limits on one request, checked before anything is forwarded. */
+function checkLimits(req: Request, length: number | null, limits: Config["limits"], inFlight: number): ProxyError | null {
+  if (inFlight > limits.max_concurrent_requests) {
+    return new ProxyError(503, "overloaded", `memproxy is serving its maximum of ${limits.max_concurrent_requests} requests at once; retry shortly`, {
+      "retry-after": "1",
+    });
+  }
+  if (length !== null && length > limits.max_body_size) {
+    return new ProxyError(413, "request_too_large", `The request body (${length} bytes) is larger than memproxy's limit of ${limits.max_body_size} bytes (memproxy.limits.max_body_size)`, {
+      connection: "close",
+    });
+  }
+  let headerBytes = 0;
+  req.headers.forEach((value, name) => void (headerBytes += name.length + value.length + 4));
+  if (headerBytes > limits.max_header_size) {
+    return new ProxyError(431, "request_too_large", `The request headers (${headerBytes} bytes) are larger than memproxy's limit of ${limits.max_header_size} bytes (memproxy.limits.max_header_size)`);
+  }
+  return null;
+}
