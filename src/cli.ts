@@ -1,29 +1,32 @@
 // The command line: a thin shell over the library. Only this file reads argv, handles signals and exits.
 import { parseArgs } from "node:util";
 import { startApp, type App } from "./app.ts";
-import { ConfigError, litellmUrl, loadConfig, type Config } from "./config.ts";
-import { createLogger } from "./log.ts";
-import { compileRouter } from "./router.ts";
-import { watchFile } from "./reload.ts";
-import { ListenError, startServer } from "./server.ts";
+import { ConfigError, loadConfig, parseConfig, readConfigText, USER_ID_RULE, type Config, type ConfigOverride } from "./config.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { compilePattern } from "./pattern.ts";
+import { ConfigReloader } from "./reload.ts";
+import { routerFor } from "./router.ts";
+import { ListenError } from "./server.ts";
 import { serviceCommand } from "./service.ts";
 import { SupervisorError } from "./supervisor.ts";
-import { VERSION } from "./version.ts";
+import { BUILTIN_RULES } from "./tools.ts";
+import { VERSION, versionText } from "./version.ts";
 
 const HELP = `memproxy ${VERSION}: memory-routing proxy for AI coding tools, in front of LiteLLM.
 
 Usage:
-  memproxy [--config FILE] [--host H] [--port N] [--backend URL]
-  memproxy check --config FILE
+  memproxy [--config FILE] [--host H] [--port N] [--backend URL] [--spawn-litellm]
+  memproxy check [--config FILE]
   memproxy explain [--config FILE] -H 'User-Agent: ...' [-H 'Name: value' ...]
   memproxy service install [--config FILE] [--dry-run] | service uninstall | service status
-  memproxy --help | --version
+  memproxy help | --help | --version
 
 Commands:
   (none)     run the proxy (the embedded default config when --config is not given)
-  check      validate a config file and summarise it; exit 1 with the problems if invalid
-  explain    print the routing decision for the given request headers, without a server
+  check      validate a config and summarise it; exit 1 with the problems if invalid
+  explain    print the routing decision the server would make for the given request headers
   service    run memproxy in the background: a systemd user service (Linux) or a launchd agent (macOS)
+  help       show this help
 
 Options:
   -c, --config FILE   YAML config, shared with LiteLLM (user_id_mappings, litellm_backend_url, memproxy)
@@ -35,7 +38,7 @@ Options:
       --litellm-port N        the port LiteLLM listens on, on 127.0.0.1 (default 8765)
   -H, --header 'N: V' a request header, for explain (repeatable)
   -h, --help          show this help
-  -v, --version       print the version
+  -v, --version       print the version, commit, build date and Bun version
 `;
 
 /** Where the CLI writes; tests pass their own. */
@@ -50,6 +53,21 @@ const processIO: CliIO = {
 
 class UsageError extends Error {}
 
+const OPTIONS = {
+  config: { type: "string", short: "c" },
+  host: { type: "string" },
+  port: { type: "string", short: "p" },
+  backend: { type: "string" },
+  "spawn-litellm": { type: "boolean" },
+  "litellm-command": { type: "string" },
+  "litellm-port": { type: "string" },
+  header: { type: "string", short: "H", multiple: true },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "v" },
+} as const;
+
+type Options = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>["values"];
+
 /**
  * Runs memproxy's command line.
  * @param argv the arguments after the executable.
@@ -60,57 +78,48 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
   if (argv[0] === "service") return serviceCommand(argv.slice(1), io);
   let parsed;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        config: { type: "string", short: "c" },
-        host: { type: "string" },
-        port: { type: "string", short: "p" },
-        backend: { type: "string" },
-        "spawn-litellm": { type: "boolean" },
-        "litellm-command": { type: "string" },
-        "litellm-port": { type: "string" },
-        header: { type: "string", short: "H", multiple: true },
-        help: { type: "boolean", short: "h" },
-        version: { type: "boolean", short: "v" },
-      },
-    });
+    parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options: OPTIONS });
   } catch (err) {
-    io.err(`memproxy: ${(err as Error).message}\nRun 'memproxy --help' for usage.\n`);
-    return 2;
+    return usage(io, (err as Error).message);
   }
   const { values, positionals } = parsed;
   if (values.help) return io.out(HELP), 0;
-  if (values.version) return io.out(`${VERSION}\n`), 0;
+  if (values.version) return io.out(`${versionText()}\n`), 0;
   const [command = "run", ...rest] = positionals;
   if (rest.length) return usage(io, `unexpected argument '${rest[0]}'`);
 
   try {
     switch (command) {
       case "run":
-        return await run(await configWithOverrides(values), values, io);
+        return await run(values, io);
       case "check":
-        if (!values.config) return usage(io, "check needs --config FILE");
-        return check(await configWithOverrides(values), io);
+        return check(await loadConfig(values.config, process.env, overridesOf(values)), io);
       case "explain":
-        return explain(await configWithOverrides(values), values.header ?? [], io);
+        return explain(await loadConfig(values.config, process.env, overridesOf(values)), values.header ?? [], io);
+      case "help":
+        return io.out(HELP), 0;
       default:
         return usage(io, `unknown command '${command}'`);
     }
   } catch (err) {
     if (err instanceof ConfigError) {
-      io.err(`${err.problems.join("\n")}\nmemproxy: the configuration is invalid; nothing was started.\n`);
+      io.err(`${err.problems.join("\n")}\nmemproxy: ${problemSummary(err, values.config)}; nothing was started.\n`);
       return 1;
     }
     if (err instanceof UsageError) return usage(io, err.message);
-    if (err instanceof ListenError) {
+    if (err instanceof ListenError || err instanceof SupervisorError) {
       io.err(`memproxy: ${err.message}\n`);
       return 1;
     }
-    throw err;
+    // A bug of memproxy's: one line for the user, the stack only when asked for.
+    io.err(`memproxy: internal error: ${(err as Error).message ?? String(err)}\n` + (process.env.MEMPROXY_DEBUG ? `${(err as Error).stack}\n` : ""));
+    return 1;
   }
+}
+
+function problemSummary(err: ConfigError, path: string | undefined): string {
+  if (err.problems.some((p) => p.includes("cannot read config"))) return `cannot read the config file ${path}`;
+  return "the configuration is invalid";
 }
 
 function usage(io: CliIO, message: string): number {
@@ -118,51 +127,27 @@ function usage(io: CliIO, message: string): number {
   return 2;
 }
 
-async function configWithOverrides(values: Options): Promise<Config> {
-  const config = await loadConfig(values.config);
-  const listen = { ...config.listen };
-  if (values.host !== undefined) listen.host = values.host;
-  if (values.port !== undefined) {
-    if (!/^\d+$/.test(values.port) || Number(values.port) > 65535) throw new UsageError(`--port: expected a port number from 0 to 65535, got '${values.port}'`);
-    listen.port = Number(values.port);
-  }
-  let backends = config.backends;
-  if (values.backend !== undefined) {
-    let u: URL;
-    try {
-      u = new URL(values.backend);
-    } catch {
-      throw new UsageError(`--backend: expected an http:// or https:// URL, got '${values.backend}'`);
-    }
-    if (u.protocol !== "http:" && u.protocol !== "https:") throw new UsageError(`--backend: expected an http:// or https:// URL, got '${values.backend}'`);
-    backends = [values.backend.replace(/\/+$/, "")];
-  }
-  const litellm = { ...config.litellm };
-  if (values["spawn-litellm"]) litellm.spawn = true;
-  if (values["litellm-command"] !== undefined) litellm.command = values["litellm-command"];
-  if (values["litellm-port"] !== undefined) {
-    const p = values["litellm-port"];
-    if (!/^\d+$/.test(p) || Number(p) < 1 || Number(p) > 65535) throw new UsageError(`--litellm-port: expected a port number from 1 to 65535, got '${p}'`);
-    litellm.port = Number(p);
-  }
-  // Without an explicit backend, memproxy forwards to the LiteLLM it starts.
-  if (litellm.spawn && !config.backendExplicit && values.backend === undefined) backends = [litellmUrl(litellm)];
-  return { ...config, listen, backends, litellm };
+/** The command line's settings, as values for the config's schema (which checks them like the file's). */
+function overridesOf(values: Options): ConfigOverride[] {
+  const out: ConfigOverride[] = [];
+  const add = (path: string[], value: unknown, flag: string) => value !== undefined && out.push({ path, value, flag });
+  add(["memproxy", "listen", "host"], values.host, "--host");
+  add(["memproxy", "listen", "port"], values.port, "--port");
+  add(["litellm_backend_url"], values.backend, "--backend");
+  add(["memproxy", "litellm", "spawn"], values["spawn-litellm"] || undefined, "--spawn-litellm");
+  add(["memproxy", "litellm", "command"], values["litellm-command"], "--litellm-command");
+  add(["memproxy", "litellm", "port"], values["litellm-port"], "--litellm-port");
+  return out;
 }
 
-type Options = {
-  config?: string;
-  host?: string;
-  port?: string;
-  backend?: string;
-  "spawn-litellm"?: boolean;
-  "litellm-command"?: string;
-  "litellm-port"?: string;
-};
-
-async function run(config: Config, values: Options, io: CliIO): Promise<number> {
+async function run(values: Options, io: CliIO): Promise<number> {
+  const overrides = overridesOf(values);
+  const startText = values.config === undefined ? undefined : await readConfigText(values.config).catch(() => undefined);
+  const config = startText === undefined ? await loadConfig(values.config, process.env, overrides) : parseConfig(startText, values.config!, process.env, overrides);
   const { level, format } = config.logging;
   const logger = createLogger({ level, format: format === "auto" ? undefined : format });
+  const onExit = () => logger.flush();
+  process.on("exit", onExit);
 
   // Signals are taken before anything starts, so none is missed. The first SIGINT/SIGTERM drains;
   // a second one exits at once. SIGHUP re-reads the config file.
@@ -183,46 +168,49 @@ async function run(config: Config, values: Options, io: CliIO): Promise<number> 
     while (!pending.length) await new Promise<void>((r) => (wake = r));
     return pending.shift()!;
   };
+  const cleanUp = () => {
+    for (const [sig, h] of handlers) process.off(sig, h);
+    logger.flush();
+    process.off("exit", onExit);
+  };
 
   let app: App;
   try {
     app = startApp(config, logger);
   } catch (err) {
-    for (const [sig, h] of handlers) process.off(sig, h);
-    if (err instanceof SupervisorError) return io.err(`memproxy: ${err.message}\n`), 1;
+    cleanUp();
     throw err;
   }
   logger.info(`memproxy ${VERSION} listening on ${app.server.url}`, {
     url: app.server.url,
+    page: `${app.server.url}/`,
     backend: config.backends.join(", "),
     config: config.source,
   });
+  for (const warning of config.warnings) logger.warn(warning);
+  void reportBackend(app, logger);
 
-  let lastText: string | undefined;
-  const reload = async (why: string) => {
-    if (!values.config) return logger.info(`${why}: running on the embedded default config, nothing to reload`);
-    try {
-      const text = await Bun.file(values.config).text().catch(() => undefined);
-      // The watch reports any change in the folder: act only when this file's text changed.
-      if (why === "file changed" && text !== undefined && text === lastText) return;
-      lastText = text;
-      const next = await configWithOverrides(values);
-      const notes = app.reload(next);
-      logger.info("config reloaded", { reason: why, config: next.source });
-      for (const note of notes) logger.warn(note);
-    } catch (err) {
-      if (!(err instanceof ConfigError || err instanceof UsageError)) throw err;
-      const problems = err instanceof ConfigError ? err.problems : [err.message];
-      app.server.reloadFailed(problems);
-      logger.error("config reload failed; still serving with the previous config", { reason: why, problems });
-    }
-  };
-  if (values.config) lastText = await Bun.file(values.config).text().catch(() => undefined);
-  const unwatch = values.config && config.reload.watch ? watchFile(values.config, () => void reload("file changed")) : undefined;
+  const reloader = values.config
+    ? new ConfigReloader(
+        {
+          path: values.config,
+          parse: (text) => parseConfig(text, values.config!, process.env, overrides),
+          running: () => app.server.config,
+          apply: (next) => app.reload(next),
+          failed: (problems) => app.server.reloadFailed(problems),
+          logger,
+          watch: config.reload.watch,
+        },
+        startText,
+      )
+    : undefined;
 
   const signalled = (async () => {
     let signal: NodeJS.Signals;
-    while ((signal = await nextSignal()) === "SIGHUP") await reload("SIGHUP");
+    while ((signal = await nextSignal()) === "SIGHUP") {
+      if (reloader) await reloader.reload("SIGHUP");
+      else logger.info("SIGHUP: running on the embedded default config, nothing to reload");
+    }
     return { signal };
   })();
   const broken = Promise.race([app.ready.then(() => new Promise<never>(() => {})), app.failed]).then(
@@ -231,36 +219,64 @@ async function run(config: Config, values: Options, io: CliIO): Promise<number> 
   );
   const outcome = await Promise.race([signalled, broken]);
   shuttingDown = true;
-  unwatch?.();
+  reloader?.stop();
   if ("error" in outcome) {
-    logger.error(outcome.error instanceof Error ? outcome.error.message : String(outcome.error));
-    io.err(`memproxy: ${outcome.error instanceof Error ? outcome.error.message : String(outcome.error)}\n`);
+    const message = outcome.error instanceof Error ? outcome.error.message : String(outcome.error);
+    logger.error(message);
+    io.err(`memproxy: ${message}\n`);
   } else {
     logger.info(`received ${outcome.signal}, shutting down`, { drain_timeout_ms: app.server.config.shutdown.drain_timeout });
   }
   const { cut, clean } = await app.stop();
   if (cut) logger.warn(`cut ${cut} request(s) still in flight after the drain timeout`, { cut });
   if (!clean) logger.warn("LiteLLM had to be killed: it did not stop within memproxy.litellm.stop_timeout");
-  for (const [sig, h] of handlers) process.off(sig, h);
   logger.info("stopped");
+  cleanUp();
   return "error" in outcome || !clean ? 1 : 0;
+}
+
+/** Says once, at start, what answers at the backend: the first question of anyone whose requests fail. */
+async function reportBackend(app: App, logger: Logger): Promise<void> {
+  if (app.supervisor) return; // the supervisor says when LiteLLM is ready
+  const backends = await app.server.probeBackends();
+  for (const b of backends) {
+    if (b.status === "up") logger.info(`backend ${b.url} answers`, { backend: b.url });
+    else {
+      logger.warn(`nothing answers at ${b.url} (${b.last_error}): start LiteLLM there, or run memproxy with --spawn-litellm`, {
+        backend: b.url,
+      });
+    }
+  }
 }
 
 function check(config: Config, io: CliIO): number {
   const r = config.routing;
+  const a = config.access;
   const lines = [
     `${config.source}: OK`,
     `  listen:           ${config.listen.host}:${config.listen.port}`,
     `  backend:          ${config.backends.join(", ")}`,
-    `  custom header:    ${r.custom_header}`,
+    `  custom header:    ${a.custom_header ? r.custom_header : `${r.custom_header} (ignored: memproxy.access.custom_header is false)`}`,
+    ...(a.custom_header && a.allowed_user_ids.length ? [`  allowed ids:      ${a.allowed_user_ids.map((p) => JSON.stringify(p)).join(", ")} (each matches a whole id)`] : []),
     `  user id headers:  ${[config.forward.user_id_header, ...config.forward.also_send_user_id_as].join(", ")}`,
-    `  patterns:         ${r.header_patterns.length}`,
-    ...r.header_patterns.map((p, i) => `    [${i}] ${p.header} ~ ${JSON.stringify(p.pattern)} -> ${p.user_id}`),
+    `  patterns:         ${r.header_patterns.length} of yours, tried first`,
+    ...r.header_patterns.map((p, i) => `    [${i}] ${p.header} ~ ${JSON.stringify(p.pattern)} -> ${p.user_id}${matchesEverything(p.pattern) ? "  (matches every value: rules after it never apply)" : ""}`),
+    `  built-in rules:   ${r.builtin_rules ? `on: ${BUILTIN_RULES.length} rules for known tools, after yours (user_id_mappings.builtin_rules: false turns them off)` : "off"}`,
+    `  derived ids:      ${r.derive_from_user_agent ? "on: an unrecognised User-Agent's product name becomes its id (user_id_mappings.derive_from_user_agent)" : "off"}`,
     `  default user id:  ${r.default_user_id}`,
+    `  access keys:      ${a.keys.length ? `${a.keys.length} (not shown); requests need one` : "none: requests need no key"}`,
     `  litellm:          ${config.litellm.spawn ? `started by memproxy on ${config.litellm.host}:${config.litellm.port}` : "not started by memproxy"}`,
+    `  memory ids:       ${USER_ID_RULE}`,
+    ...config.warnings.map((w) => `warning: ${w}`),
   ];
   io.out(lines.join("\n") + "\n");
   return 0;
+}
+
+/** Whether a pattern matches an empty prefix, and so (re.match semantics) every value. */
+function matchesEverything(pattern: string): boolean {
+  const compiled = compilePattern(pattern);
+  return compiled.ok && compiled.matcher.test("");
 }
 
 function explain(config: Config, rawHeaders: string[], io: CliIO): number {
@@ -274,9 +290,9 @@ function explain(config: Config, rawHeaders: string[], io: CliIO): number {
       throw new UsageError(`-H: not a valid header: '${h}'`);
     }
   }
-  const routed = compileRouter(config.routing)(headers);
+  const routed = routerFor(config)(headers);
   if (!routed.ok) {
-    io.err(`memproxy: ${routed.rejection.message}\n`);
+    io.err(`memproxy: ${routed.rejection.status}: ${routed.rejection.message}\n`);
     return 1;
   }
   io.out(JSON.stringify(routed.decision, null, 2) + "\n");

@@ -1,8 +1,10 @@
-// Logging: one JSON object per line (for services and log collectors) or readable text (for a terminal).
+// Logging: JSON lines for services and log collectors, short coloured lines for a person at a terminal,
+// and level-prefixed lines for journald under systemd.
 import { fstatSync, writeSync } from "node:fs";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
-export type LogFormat = "json" | "text";
+/** json: one object per line; text: short aligned lines for a terminal; journal: syslog level prefixes for journald. */
+export type LogFormat = "json" | "text" | "journal";
 export type LogFields = Record<string, unknown>;
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -15,27 +17,57 @@ export interface Logger {
   info(msg: string, fields?: LogFields): void;
   warn(msg: string, fields?: LogFields): void;
   error(msg: string, fields?: LogFields): void;
+  /** Writes out what is buffered (the CLI calls it at exit). */
+  flush(): void;
 }
 
 export interface LoggerOptions {
   level?: LogLevel;
+  /** Default: detected from stdout and the environment (detectFormat). */
   format?: LogFormat;
-  /** Where lines go; defaults to stdout. */
+  /** Colours in text lines; default: on when stdout is a terminal and NO_COLOR is not set. */
+  color?: boolean;
+  /** Where lines go; default: stdout, written once per turn of the event loop. */
   write?: (line: string) => void;
 }
 
 /**
+ * The format for stdout as it is: journald's when stdout is the journal stream systemd gave
+ * (JOURNAL_STREAM names its device and inode), text on a terminal, JSON otherwise.
+ */
+export function detectFormat(env: Record<string, string | undefined> = process.env): LogFormat {
+  let stat;
+  try {
+    stat = fstatSync(1);
+  } catch {
+    return "json";
+  }
+  const journal = env.JOURNAL_STREAM?.split(":");
+  if (journal?.length === 2 && String(stat.dev) === journal[0] && String(stat.ino) === journal[1]) return "journal";
+  return stat.isCharacterDevice() ? "text" : "json";
+}
+
+function stdoutIsTerminal(): boolean {
+  try {
+    return fstatSync(1).isCharacterDevice();
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Creates a logger.
- * @param options level (default info), format (default: text on a terminal, else JSON), sink.
+ * @param options level (default info), format (default detected), colours, sink.
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? "info";
-  const format = options.format ?? (stdoutIsTerminal() ? "text" : "json");
-  const write = options.write ?? writeStdout;
+  const format = options.format ?? detectFormat();
+  const color = format === "text" && (options.color ?? (!process.env.NO_COLOR && stdoutIsTerminal()));
+  const out = options.write ? { write: options.write, flush() {} } : new StdoutWriter();
+  const line = format === "json" ? jsonLine : format === "journal" ? journalLine : (l: LogLevel, m: string, f?: LogFields) => textLine(l, m, f, color);
   const min = RANK[level];
   const emit = (lvl: LogLevel, msg: string, fields?: LogFields) => {
-    if (RANK[lvl] < min) return;
-    write(format === "json" ? jsonLine(lvl, msg, fields) : textLine(lvl, msg, fields));
+    if (RANK[lvl] >= min) out.write(line(lvl, msg, fields));
   };
   return {
     level,
@@ -44,91 +76,116 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     info: (msg, fields) => emit("info", msg, fields),
     warn: (msg, fields) => emit("warn", msg, fields),
     error: (msg, fields) => emit("error", msg, fields),
+    flush: () => out.flush(),
   };
-}
-
-// The time as text is made once per millisecond: lines under load share it.
-let clockMs = 0;
-let clockText = "";
-function now(): string {
-  const ms = Date.now();
-  if (ms !== clockMs) {
-    clockMs = ms;
-    clockText = new Date(ms).toISOString();
-  }
-  return clockText;
 }
 
 function jsonLine(level: LogLevel, msg: string, fields?: LogFields): string {
   // The fields are serialised as given and appended, rather than copied into a new object first.
-  const head = `{"time":"${now()}","level":"${level}","msg":${JSON.stringify(msg)}`;
+  const head = `{"time":"${new Date().toISOString()}","level":"${level}","msg":${JSON.stringify(msg)}`;
   const rest = fields ? JSON.stringify(fields) : "{}";
   return head + (rest === "{}" ? "}\n" : "," + rest.slice(1) + "\n");
 }
 
-function textLine(level: LogLevel, msg: string, fields?: LogFields): string {
-  let line = `${now()} ${level.toUpperCase().padEnd(5)} ${msg}`;
-  if (fields) {
-    for (const [k, v] of Object.entries(fields)) {
-      if (v === undefined) continue;
-      const s = typeof v === "string" ? v : JSON.stringify(v);
-      line += ` ${k}=${/[\s"=]/.test(s) ? JSON.stringify(s) : s}`;
+/** syslog priorities journald reads from a line's `<N>` prefix (sd-daemon(3)). */
+const SYSLOG: Record<LogLevel, number> = { debug: 7, info: 6, warn: 4, error: 3 };
+
+function journalLine(level: LogLevel, msg: string, fields?: LogFields): string {
+  // journald adds the time; a line must not contain a line break (it would become two entries).
+  return `<${SYSLOG[level]}>${oneLine(msg)}${pairs(fields)}\n`;
+}
+
+const ANSI = { dim: "\x1b[2m", red: "\x1b[31m", yellow: "\x1b[33m", green: "\x1b[32m", cyan: "\x1b[36m", bold: "\x1b[1m", reset: "\x1b[0m" };
+const LEVEL_COLOR: Record<LogLevel, string> = { debug: ANSI.dim, info: ANSI.green, warn: ANSI.yellow, error: ANSI.red };
+
+/** A line for a person: local time, level, and for a request the few fields that tell what happened. */
+function textLine(level: LogLevel, msg: string, fields: LogFields | undefined, color: boolean): string {
+  const paint = (code: string, s: string) => (color ? code + s + ANSI.reset : s);
+  const head = `${paint(ANSI.dim, localTime())} ${paint(LEVEL_COLOR[level], level.toUpperCase().padEnd(5))}`;
+  if (msg === "request" && fields && "status" in fields) return `${head} ${requestText(fields, paint)}\n`;
+  return `${head} ${oneLine(msg)}${pairs(fields)}\n`;
+}
+
+function requestText(f: LogFields, paint: (code: string, s: string) => string): string {
+  const status = Number(f.status);
+  const statusColor = status >= 500 ? ANSI.red : status >= 400 ? ANSI.yellow : ANSI.green;
+  const tokens = f.input_tokens !== undefined || f.output_tokens !== undefined ? ` ${f.input_tokens ?? 0}→${f.output_tokens ?? 0} tok` : "";
+  const parts = [
+    paint(ANSI.cyan, String(f.user_id ?? "-").padEnd(16)),
+    `${String(f.method).padEnd(4)} ${oneLine(String(f.path)).padEnd(24)}`,
+    paint(statusColor, String(f.status)),
+    `${String(Math.round(Number(f.duration_ms))).padStart(6)}ms${tokens}`,
+  ];
+  if (f.model) parts.push(paint(ANSI.dim, oneLine(String(f.model))));
+  if (f.decided_by && f.decided_by !== "pattern" && f.decided_by !== "builtin") parts.push(paint(ANSI.dim, `(${f.decided_by})`));
+  if (f.client_disconnected) parts.push(paint(ANSI.yellow, "client left"));
+  if (f.error_code || f.error) parts.push(paint(ANSI.red, oneLine(String(f.error ?? f.error_code))));
+  if (f.request_id) parts.push(paint(ANSI.dim, `#${oneLine(String(f.request_id))}`));
+  return parts.join("  ");
+}
+
+function pairs(fields: LogFields | undefined): string {
+  let out = "";
+  if (!fields) return out;
+  for (const [k, v] of Object.entries(fields)) {
+    if (v === undefined) continue;
+    const s = typeof v === "string" ? v : JSON.stringify(v);
+    out += ` ${k}=${/[\s"=]/.test(s) ? JSON.stringify(s) : s}`;
+  }
+  return out;
+}
+
+/** Control characters (a line break, an escape sequence from a header) shown escaped, never written raw. */
+function oneLine(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
+function localTime(): string {
+  const d = new Date();
+  const two = (n: number) => String(n).padStart(2, "0");
+  return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}.${String(d.getMilliseconds()).padStart(3, "0")}`;
+}
+
+/**
+ * Lines gathered and written to stdout once per turn of the event loop (or every 64 KiB): one write for all
+ * the requests that ended together. stdout's descriptor is written directly and synchronously (process.stdout
+ * is a stream whose first use costs start-up time); a full non-blocking descriptor, or one that takes only part
+ * of the text, hands the rest (and all later lines) to process.stdout, which queues them.
+ */
+class StdoutWriter {
+  private pending = "";
+  private scheduled = false;
+  private viaStream = false;
+  private readonly encoder = new TextEncoder();
+
+  write(line: string): void {
+    this.pending += line;
+    if (this.pending.length >= 65536) this.flush();
+    else if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
     }
   }
-  return line + "\n";
-}
 
-// Lines are gathered and written once per turn of the event loop (or every 64 KiB): one write
-// system call for all the requests that ended together, not one each (about a fifth of memproxy's CPU
-// per small request under load). They are flushed at exit too.
-//
-// process.stdout is a Node stream whose first use costs about 15 ms of start-up (and memproxy's
-// first proxied answer waits for its first log line): stdout's descriptor is written directly,
-// synchronously. A non-blocking descriptor that is full, or takes only part of the text, hands the
-// rest (and all later lines) to process.stdout, which queues them.
-const encoder = new TextEncoder();
-let viaStream = false;
-let pending = "";
-let flushScheduled = false;
-
-function writeStdout(line: string): void {
-  pending += line;
-  if (pending.length >= 65536) flushStdout();
-  else if (!flushScheduled) {
-    flushScheduled = true;
-    setImmediate(flushStdout);
-  }
-}
-process.on("exit", () => flushStdout());
-
-function flushStdout(): void {
-  flushScheduled = false;
-  const text = pending;
-  pending = "";
-  if (!text) return;
-  if (viaStream) return void process.stdout.write(text);
-  const bytes = encoder.encode(text);
-  let written = 0;
-  try {
-    written = writeSync(1, bytes);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "EPIPE") return; // nobody reads stdout any more
-    if (code !== "EAGAIN") throw err;
-  }
-  if (written < bytes.length) {
-    viaStream = true;
-    process.stdout.write(bytes.subarray(written));
-  }
-}
-
-// A terminal is a character device (so is /dev/null, where the format does not matter); node:tty's
-// isatty would cost as much start-up as process.stdout.
-function stdoutIsTerminal(): boolean {
-  try {
-    return fstatSync(1).isCharacterDevice();
-  } catch {
-    return false;
+  flush(): void {
+    this.scheduled = false;
+    const text = this.pending;
+    this.pending = "";
+    if (!text) return;
+    if (this.viaStream) return void process.stdout.write(text);
+    const bytes = this.encoder.encode(text);
+    let written = 0;
+    try {
+      written = writeSync(1, bytes);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EPIPE") return; // nobody reads stdout any more
+      if (code !== "EAGAIN") throw err;
+    }
+    if (written < bytes.length) {
+      this.viaStream = true;
+      process.stdout.write(bytes.subarray(written));
+    }
   }
 }
 

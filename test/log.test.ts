@@ -1,4 +1,7 @@
 import { describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createLogger } from "../src/log.ts";
 
 const capture = (options: Parameters<typeof createLogger>[0] = {}) => {
@@ -40,10 +43,89 @@ describe("JSON lines", () => {
   });
 });
 
-describe("text lines", () => {
-  test("level and message, then key=value with values quoted only when needed", () => {
-    const { logger, lines } = capture({ format: "text" });
-    logger.info("request", { status: 200, user_agent: "has space", plain: "x", gone: undefined });
-    expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z INFO  request status=200 user_agent="has space" plain=x\n$/);
+describe("text lines, for a person at a terminal", () => {
+  test("local time, level and message, then key=value with values quoted only when needed", () => {
+    const { logger, lines } = capture({ format: "text", color: false });
+    logger.info("listening", { status: 200, user_agent: "has space", plain: "x", gone: undefined });
+    expect(lines[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} INFO  listening status=200 user_agent="has space" plain=x\n$/);
+    const [h, m] = lines[0]!.split(":").map(Number);
+    const now = new Date();
+    expect(h! * 60 + m!).toBeOneOf([now.getHours() * 60 + now.getMinutes(), (now.getHours() * 60 + now.getMinutes() + 1439) % 1440]);
+  });
+
+  test("a request is one short line: memory id, method, path, status, duration, tokens, model", () => {
+    const { logger, lines } = capture({ format: "text", color: false });
+    logger.info("request", {
+      request_id: "01a2",
+      method: "POST",
+      path: "/v1/messages",
+      user_id: "claude-cli",
+      decided_by: "builtin",
+      user_agent: "claude-cli/2.1.197 (external, cli)",
+      model: "claude-sonnet-4-5",
+      status: 200,
+      bytes_in: 48211,
+      bytes_out: 9120,
+      ttfb_ms: 812.4,
+      duration_ms: 6140.2,
+      client_disconnected: false,
+      input_tokens: 12004,
+      output_tokens: 388,
+    });
+    expect(lines[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} INFO  claude-cli\s+POST \/v1\/messages\s+200\s+6140ms 12004→388 tok  claude-sonnet-4-5  #01a2\n$/);
+    expect(lines[0]!.length).toBeLessThan(130);
+  });
+
+  test("a refused request shows its error; colours only when asked, never for NO_COLOR", () => {
+    const { logger, lines } = capture({ format: "text", color: true });
+    logger.warn("request", { method: "POST", path: "/v1/x", user_id: null, status: 502, duration_ms: 3, error_code: "backend_unreachable", error: "memproxy could not reach the backend" });
+    expect(lines[0]).toContain("\x1b[31m502\x1b[0m");
+    expect(lines[0]).toContain("could not reach the backend");
+    const saved = process.env.NO_COLOR;
+    process.env.NO_COLOR = "1";
+    try {
+      const plain = capture({ format: "text" }); // NO_COLOR wins even on a terminal
+      plain.logger.warn("request", { method: "GET", path: "/", status: 404, duration_ms: 1 });
+      expect(plain.lines[0]).not.toContain("\x1b[");
+    } finally {
+      if (saved === undefined) delete process.env.NO_COLOR;
+      else process.env.NO_COLOR = saved;
+    }
+  });
+
+  test("control characters from a stranger's header never reach the terminal raw", () => {
+    const { logger, lines } = capture({ format: "text", color: false });
+    logger.info("request", { method: "GET", path: "/a\x1b[2Jb\nc", status: 200, duration_ms: 1, user_id: "x" });
+    expect(lines[0]).not.toContain("\x1b");
+    expect(lines[0]!.trimEnd()).not.toContain("\n");
+    expect(lines[0]).toContain("\\x1b[2Jb\\x0ac");
+  });
+});
+
+describe("journald lines", () => {
+  test("a syslog priority prefix per level, no time, one line", () => {
+    const { logger, lines } = capture({ format: "journal", level: "debug" });
+    logger.debug("d");
+    logger.info("i", { a: 1 });
+    logger.warn("w");
+    logger.error("e\nsecond line");
+    expect(lines).toEqual(["<7>d\n", "<6>i a=1\n", "<4>w\n", "<3>e\\x0asecond line\n"]);
+  });
+
+  test("chosen when stdout is the journal stream systemd names in JOURNAL_STREAM", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "memproxy-log-"));
+    try {
+      const out = join(dir, "out");
+      const script = `import { detectFormat } from ${JSON.stringify(join(import.meta.dir, "..", "src", "log.ts"))};\nconst s = (await import("node:fs")).fstatSync(1);\nprocess.stderr.write(detectFormat({ JOURNAL_STREAM: process.argv[2] === "match" ? s.dev + ":" + s.ino : "1:2" }));\n`;
+      writeFileSync(join(dir, "detect-fixture.ts"), script);
+      for (const [arg, want] of [["match", "journal"], ["other", "json"]] as const) {
+        const proc = Bun.spawn([process.execPath, join(dir, "detect-fixture.ts"), arg], { stdout: Bun.file(out), stderr: "pipe" });
+        const [err, code] = await Promise.all([proc.stderr.text(), proc.exited]);
+        expect(code).toBe(0);
+        expect(err).toBe(want);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
