@@ -555,7 +555,8 @@
     const s = state.series;
     const n = s.requests.length;
     const step = s.step_ms;
-    const W = 640;
+    // Drawn at the box's own width: one unit is one pixel, so the labels keep their size.
+    const W = Math.max(300, Math.round($("chart").clientWidth) || 640);
     const H = 220;
     const left = 44;
     const right = 8;
@@ -726,6 +727,14 @@
     showLogin("Signed out.");
   });
   $("tester").addEventListener("submit", explain);
+  let resizeTimer = 0;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => {
+      drawn.delete("chart");
+      renderState();
+    }, 150);
+  });
   $("recent-more").addEventListener("click", () => {
     showAllRecent = !showAllRecent;
     renderRecent(0);
