@@ -1,15 +1,20 @@
 // End to end with the real LiteLLM: the compiled memproxy starts and supervises it on one shared config file,
-// and a fake OpenAI/Anthropic provider behind LiteLLM records what arrives (above all x-sm-user-id).
+// and a fake OpenAI/Anthropic provider behind LiteLLM records what arrives (above all x-sm-user-id); further
+// down, the whole memory chain through a fake Supermemory Memory Router, with config.example.yaml as written.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
-import { DEFAULT_CONFIG_TEXT } from "../src/config.ts";
-import { startFakeProvider, type FakeProvider } from "./support/fake-provider.ts";
-import { compiledBinary, spawnMemproxy, type MemproxyProcess } from "./support/memproxy.ts";
+import { DEFAULT_CONFIG_TEXT, parseConfig } from "../../src/config.ts";
+import { runDoctor } from "../../src/doctor.ts";
+import { analyzeChain, parseLitellmYaml } from "../../src/litellm-config.ts";
+import { startFakeProvider, type FakeProvider } from "../support/fake-provider.ts";
+import { startFakeSupermemory, type FakeSupermemory } from "../support/fake-supermemory.ts";
+import { parsePrometheus, sampleValue } from "../support/prometheus.ts";
+import { compiledBinary, spawnMemproxy, type MemproxyProcess } from "../support/memproxy.ts";
 
-const ROOT = join(import.meta.dir, "..");
+const ROOT = join(import.meta.dir, "..", "..");
 const dir = mkdtempSync(join(tmpdir(), "memproxy-litellm-e2e-"));
 
 // The version scripts/setup-litellm.sh pins, so that the default install location follows the script.
@@ -415,6 +420,336 @@ describe("memproxy --spawn-litellm start-up errors (no LiteLLM needed)", () => {
     }
   });
 });
+
+// ------------------------------------------------------------------------------------------------ the memory chain
+// The chain as config.example.yaml writes it: memproxy -> LiteLLM -> Supermemory's Memory Router -> provider, with
+// a fake router written for the tests (test/support/fake-supermemory.ts) in place of api.supermemory.ai. One
+// LiteLLM per variant of the forwarding setting, shared by the tests of that variant.
+//
+// Tests marked [wiring] need the lead's integration of src/memory.ts, src/litellm-config.ts and src/doctor.ts into
+// the request path and the CLI (memory counters, the "memory is off" warning, /health's memory_id_forwarding,
+// start-up warnings, `memproxy doctor`, memproxy.forward.conversation_headers); they fail until it lands.
+
+const EXAMPLE_TEXT = readFileSync(join(ROOT, "config.example.yaml"), "utf8");
+const CHAIN_ENV = {
+  LITELLM_MASTER_KEY: MASTER_KEY,
+  OPENAI_API_KEY: "sk-fake-openai-provider-key",
+  ANTHROPIC_API_KEY: "sk-fake-anthropic-provider-key",
+  SUPERMEMORY_API_KEY: "sm-fake-supermemory-key",
+  NO_PROXY: "127.0.0.1,localhost",
+  no_proxy: "127.0.0.1,localhost",
+};
+
+type Forwarding = "global" | "model-groups" | "none";
+
+/**
+ * config.example.yaml as written, with only what a test must change: Supermemory's host replaced by the fake
+ * router's, fixed-for-this-run ports (so that `memproxy doctor` finds memproxy and LiteLLM from the file), the
+ * pinned LiteLLM as memproxy.litellm.command, Claude Code's session header mapped to a conversation, and the
+ * forwarding setting in the form under test.
+ */
+function exampleConfig(sm: FakeSupermemory, forwarding: Forwarding): { path: string; doc: Record<string, unknown>; port: number; litellmPort: number } {
+  const text = EXAMPLE_TEXT.replaceAll("https://api.supermemory.ai/", `${sm.url}/`);
+  const doc = parse(text);
+  if (forwarding !== "global") delete doc.general_settings.forward_client_headers_to_llm_api;
+  if (forwarding === "model-groups") doc.litellm_settings = { model_group_settings: { forward_client_headers_to_llm_api: ["gpt-4o", "claude-*"] } };
+  const port = freePort();
+  const litellmPort = freePort();
+  doc.memproxy.listen.port = port;
+  doc.memproxy.litellm = { ...doc.memproxy.litellm, spawn: true, command: LITELLM, port: litellmPort, ready_timeout: "120s" };
+  doc.memproxy.forward.conversation_headers = ["x-claude-code-session-id"];
+  const path = join(dir, `example-${forwarding}-${crypto.randomUUID()}.yaml`);
+  writeFileSync(path, stringify(doc));
+  return { path, doc: parseLitellmYaml(readFileSync(path, "utf8")), port, litellmPort };
+}
+
+/** The fake provider and router, the compiled memproxy running the stack on the example config. */
+interface Chain {
+  provider: FakeProvider;
+  sm: FakeSupermemory;
+  config: ReturnType<typeof exampleConfig>;
+  mp: MemproxyProcess;
+  url: string;
+  bin: string;
+}
+
+async function startChain(forwarding: Forwarding): Promise<Chain> {
+  const bin = await compiledBinary();
+  const provider = startFakeProvider();
+  const sm = startFakeSupermemory({
+    apiKey: CHAIN_ENV.SUPERMEMORY_API_KEY,
+    upstreams: { "https://api.openai.com": provider.url, "https://api.anthropic.com": provider.url },
+  });
+  const config = exampleConfig(sm, forwarding);
+  const mp = spawnMemproxy([bin, "--config", config.path], { env: CHAIN_ENV, cwd: dir });
+  const url = await mp.listening();
+  await mp.waitForLine(READY_LINE);
+  await health(url);
+  return { provider, sm, config, mp, url, bin };
+}
+
+async function stopChain(c: Chain | undefined): Promise<void> {
+  if (!c) return;
+  await stopStack(c.mp);
+  await c.provider.stop();
+  await c.sm.stop();
+}
+
+type Route = "/v1/chat/completions" | "/v1/messages" | "/v1/responses";
+/** A request as a real client makes it: Claude Code on /v1/messages, Codex on /v1/responses, an OpenAI SDK on chat. */
+interface Ask {
+  route: Route;
+  model: string;
+  /** The memory memproxy chooses for this client with the example config. */
+  user: string;
+  headers: Record<string, string>;
+}
+const CODEX = { "user-agent": "codex_exec/0.171.0 (Debian 12.0.0; x86_64) xterm (codex_exec; 0.171.0)", originator: "codex_exec", ...openaiAuth };
+const OPENAI_PY = { "user-agent": "OpenAI/Python 1.99.0", ...openaiAuth };
+const ASKS: Ask[] = [
+  { route: "/v1/chat/completions", model: "gpt-4o", user: "openai-python", headers: OPENAI_PY },
+  { route: "/v1/chat/completions", model: "claude-sonnet-4-5-20250929", user: "openai-python", headers: OPENAI_PY },
+  { route: "/v1/messages", model: "claude-sonnet-4-5-20250929", user: "claude-cli", headers: claudeCode },
+  { route: "/v1/responses", model: "gpt-4o", user: "codex", headers: CODEX },
+];
+
+/** Sends one request in the route's API; `said` marks it for the router's and provider's records. */
+function ask(url: string, a: Ask, said: string, stream: boolean, extra: Record<string, string> = {}, query = ""): Promise<Response> {
+  const body =
+    a.route === "/v1/responses"
+      ? { model: a.model, stream, input: [{ role: "user", content: [{ type: "input_text", text: said }] }] }
+      : { model: a.model, stream, max_tokens: 64, messages: [{ role: "user", content: said }] };
+  return fetch(url + a.route + (a.route === "/v1/messages" ? "?beta=true" : "") + query, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...a.headers, ...extra },
+    body: JSON.stringify(body),
+  });
+}
+
+/** The assistant's text from an answer of the route's API, streamed or not. */
+async function answerText(res: Response, route: Route, stream: boolean): Promise<string> {
+  if (!stream) {
+    const body: any = await res.json();
+    if (route === "/v1/chat/completions") return body.choices[0].message.content;
+    if (route === "/v1/messages") return body.content.map((c: any) => c.text).join("");
+    return body.output.flatMap((o: any) => o.content ?? []).map((c: any) => c.text ?? "").join("");
+  }
+  expect(res.headers.get("content-type")).toStartWith("text/event-stream");
+  const events = sseData(await res.text());
+  if (route === "/v1/chat/completions") return events.map((e) => e.choices?.[0]?.delta?.content ?? "").join("");
+  if (route === "/v1/messages") return events.filter((e) => e.type === "content_block_delta").map((e) => e.delta.text).join("");
+  return events.filter((e) => e.type === "response.output_text.delta").map((e) => e.delta).join("");
+}
+
+const label = (a: Ask, stream: boolean) => `${a.route} ${a.model}, ${stream ? "streamed" : "not streamed"}`;
+
+/** Where LiteLLM 1.108.7 passes the provider's answer headers back (as llm_provider-*), seen with this version. */
+function litellmPassesHeadersBack(a: Ask, stream: boolean): boolean {
+  return a.route !== "/v1/messages" || stream;
+}
+
+for (const forwarding of ["global", "model-groups"] as const) {
+  describe.skipIf(Boolean(missing))(`the memory chain, forwarding ${forwarding === "global" ? "on for all (general_settings)" : "per model group (litellm_settings.model_group_settings)"}`, () => {
+    let c: Chain | undefined;
+    beforeAll(async () => {
+      c = await startChain(forwarding);
+    });
+    afterAll(() => stopChain(c));
+
+    test("memproxy's analysis of the file says what LiteLLM does: on", () => {
+      expect(analyzeChain(c!.config.doc, CHAIN_ENV)).toMatchObject({ memory_id_forwarding: "on", models_without_forwarding: [] });
+    });
+
+    for (const a of ASKS) {
+      for (const stream of [false, true]) {
+        test(`${label(a, stream)}: x-sm-user-id ${a.user} reaches Supermemory's router exactly once, with the key`, async () => {
+          const said = `chain ${crypto.randomUUID()}`;
+          const res = await ask(c!.url, a, said, stream);
+          expect(res.status).toBe(200);
+          const text = await answerText(res, a.route, stream);
+          const call = await c!.sm.callWith(said);
+          // One header, one value: a second copy would arrive joined as "a, b".
+          expect(call.received.headers.get("x-sm-user-id")).toBe(a.user);
+          expect(call).toMatchObject({ userId: a.user, userIdFrom: "header", keyOk: true });
+          expect(call.providerUrl).toStartWith(a.model.startsWith("claude") ? "https://api.anthropic.com/v1/messages" : `https://api.openai.com/v1${a.route.slice(3)}`);
+          // The answer is the provider's, for this request, and it passed the router.
+          expect(text).toBe(`fake reply for ${a.user}: ${said}`);
+          const back = res.headers.get("llm_provider-x-supermemory-conversation-id");
+          if (litellmPassesHeadersBack(a, stream)) expect(back).toBe(call.conversationId);
+          else expect(back).toBeNull();
+        });
+      }
+    }
+  });
+}
+
+describe.skipIf(Boolean(missing))("the memory chain without the forwarding setting", () => {
+  let c: Chain | undefined;
+  beforeAll(async () => {
+    c = await startChain("none");
+  });
+  afterAll(() => stopChain(c));
+
+  test("memproxy's analysis of the file says what LiteLLM does: off, with the line to add", () => {
+    const report = analyzeChain(c!.config.doc, CHAIN_ENV);
+    expect(report).toMatchObject({ memory_id_forwarding: "off", models_without_forwarding: ["gpt-4o", "claude-*"], ok: false });
+    expect(report.problems.map((p) => p.fix)).toContain("general_settings:\n  forward_client_headers_to_llm_api: true");
+  });
+
+  for (const a of ASKS) {
+    for (const stream of [false, true]) {
+      test(`${label(a, stream)}: no id reaches the router, not as x-pass-x-sm-user-id, x-litellm-end-user-id or ?userId= either`, async () => {
+        const said = `dropped ${crypto.randomUUID()}`;
+        const others = { "x-pass-x-sm-user-id": a.user, "x-litellm-end-user-id": a.user };
+        const res = await ask(c!.url, a, said, stream, others, a.route === "/v1/messages" ? `&userId=${a.user}` : `?userId=${a.user}`);
+        expect(res.status).toBe(200);
+        expect(await answerText(res, a.route, stream)).toBe(`fake reply for (no x-sm-user-id): ${said}`);
+        const call = await c!.sm.callWith(said);
+        expect(call).toMatchObject({ userId: null, userIdFrom: null });
+        for (const name of ["x-sm-user-id", "x-pass-x-sm-user-id", "x-litellm-end-user-id"]) expect(call.received.headers.get(name)).toBeNull();
+        expect(call.received.path).not.toContain("userId");
+        // The key still arrives (it is LiteLLM's own extra header): memory runs, keyed by no one.
+        expect(call.keyOk).toBe(true);
+      });
+    }
+  }
+
+  test("[wiring] memproxy says so at start, naming the lines to add, and /health has memory_id_forwarding: off", async () => {
+    const warning = c!.mp.lines.find((l) => l.includes("forward_client_headers_to_llm_api"));
+    expect(warning).toBeDefined();
+    expect(warning).toContain("x-sm-user-id");
+    expect(await health(c!.url)).toMatchObject({ memory_id_forwarding: "off" });
+  });
+
+  test("[wiring] memproxy doctor: FAIL for the setting and for the live check, exit 1", async () => {
+    const r = await runBinary(c!.bin, ["doctor", "--config", c!.config.path]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("[FAIL] forwarding: LiteLLM does not forward client headers to the provider");
+    expect(r.stdout).toContain("[FAIL] live check: gpt-4o: x-sm-user-id did not arrive: LiteLLM dropped it");
+  });
+});
+
+describe.skipIf(Boolean(missing))("the memory chain: what memproxy hears back (global forwarding)", () => {
+  let c: Chain | undefined;
+  beforeAll(async () => {
+    c = await startChain("global");
+  });
+  afterAll(() => stopChain(c));
+
+  /** Sends chat requests for one memory id and waits until memproxy has finished (logged) each of them. */
+  async function send(user: string, n: number, extra: Record<string, string> = {}): Promise<Response[]> {
+    const out: Response[] = [];
+    for (let i = 0; i < n; i++) {
+      const res = await ask(c!.url, ASKS[0]!, `heard ${crypto.randomUUID()}`, false, { "x-memory-user-id": user, ...extra });
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+      await c!.mp.waitForLine(res.headers.get("x-request-id")!);
+      out.push(res);
+    }
+    return out;
+  }
+  const scrape = async () => parsePrometheus(await (await fetch(c!.url + "/metrics")).text());
+  const stats = async (): Promise<any> => (await fetch(c!.url + "/memory-routing/stats")).json();
+
+  test("the client gets Supermemory's headers untouched (as LiteLLM renames them)", async () => {
+    c!.sm.mode = "memory";
+    const [res] = await send("e2e-headers", 1);
+    expect(res!.headers.get("llm_provider-x-supermemory-conversation-id")).toStartWith("conv_fake_");
+    expect(res!.headers.get("llm_provider-x-supermemory-context-modified")).toBe("false");
+    expect(res!.headers.get("llm_provider-x-supermemory-chunks-retrieved")).toBe("0");
+  });
+
+  test("LiteLLM 1.108.7 cannot add a model at run time without a database (why doctor starts its own LiteLLM)", async () => {
+    const res = await fetch(c!.url + "/model/new", {
+      method: "POST",
+      headers: { ...openaiAuth, "content-type": "application/json" },
+      body: JSON.stringify({ model_name: "doctor", litellm_params: { model: "openai/gpt-4o", api_base: "http://127.0.0.1:9/v1" } }),
+    });
+    expect(res.status).toBe(500);
+    expect(await res.text()).toContain("No DB Connected");
+  });
+
+  test("doctor (in process) against the real LiteLLM: the id and the key arrive for every model, exit 0", async () => {
+    const env = { ...process.env, ...CHAIN_ENV };
+    const config = parseConfig(readFileSync(c!.config.path, "utf8"), c!.config.path, env);
+    const lines: string[] = [];
+    const code = await runDoctor({ config, doc: c!.config.doc, out: (l) => lines.push(l), env });
+    const text = lines.join("\n");
+    expect(text).toContain(`[ok] LiteLLM: reachable at http://127.0.0.1:${c!.config.litellmPort}, version ${PINNED}`);
+    expect(text).toContain(`[ok] memproxy: running at ${c!.url}`);
+    expect(text).toMatch(/\[ok\] live check: x-sm-user-id: "[^"]+" and x-supermemory-api-key arrived exactly once for gpt-4o, claude-\*/);
+    expect(lines.filter((l) => l.startsWith("[FAIL]"))).toEqual([]);
+    expect(code).toBe(0);
+  });
+
+  test("[wiring] memory used is counted per id in /metrics and /memory-routing/stats; context added from the second request on", async () => {
+    c!.sm.mode = "memory";
+    await send("e2e-used", 3);
+    const m = await scrape();
+    expect(sampleValue(m, "memproxy_memory_answers_total", { user_id: "e2e-used", state: "used" })).toBe(3);
+    expect(sampleValue(m, "memproxy_memory_context_added_total", { user_id: "e2e-used" })).toBe(2);
+    expect((await stats()).users["e2e-used"].memory).toEqual({ used: 3, context_added: 2, errors: 0, absent: 0 });
+  });
+
+  test("[wiring] memory failing (x-supermemory-error): counted as errors, and a warning in the log", async () => {
+    c!.sm.mode = "fail";
+    try {
+      await send("e2e-failing", 5);
+      await send("e2e-after", 1); // its access line comes after anything logged for the ones before
+    } finally {
+      c!.sm.mode = "memory";
+    }
+    expect(sampleValue(await scrape(), "memproxy_memory_answers_total", { user_id: "e2e-failing", state: "error" })).toBe(5);
+    expect(c!.mp.lines.some((l) => /memory is failing for user id \\?"e2e-failing\\?"/.test(l))).toBe(true);
+  });
+
+  test("[wiring] no memory header at all (a router-less link): counted as absent, one rate-limited warning, answers untouched", async () => {
+    c!.sm.mode = "bare";
+    let sent: Response[];
+    try {
+      sent = await send("e2e-bare", 10);
+      await send("e2e-after", 1);
+    } finally {
+      c!.sm.mode = "memory";
+    }
+    expect(sent.every((r) => r.headers.get("llm_provider-x-supermemory-conversation-id") === null)).toBe(true);
+    expect(sampleValue(await scrape(), "memproxy_memory_answers_total", { user_id: "e2e-bare", state: "absent" })).toBe(10);
+    expect((await stats()).users["e2e-bare"].memory).toMatchObject({ used: 0, absent: 10 });
+    expect(c!.mp.lines.filter((l) => /memory is off for user id \\?"e2e-bare\\?"/.test(l))).toHaveLength(1);
+  });
+
+  test("[wiring] conversations: Claude Code's session header becomes x-sm-conversation-id; a client's own is kept, once", async () => {
+    const session = crypto.randomUUID();
+    const messages = ASKS[2]!;
+    const said = `session ${crypto.randomUUID()}`;
+    await (await ask(c!.url, messages, said, true, { "x-claude-code-session-id": session })).text();
+    expect((await c!.sm.callWith(said)).received.headers.get("x-sm-conversation-id")).toBe(session);
+
+    const own = `own ${crypto.randomUUID()}`;
+    await (await ask(c!.url, messages, own, true, { "x-claude-code-session-id": session, "x-sm-conversation-id": "conv-chosen" })).text();
+    expect((await c!.sm.callWith(own)).received.headers.get("x-sm-conversation-id")).toBe("conv-chosen");
+
+    const none = `no session ${crypto.randomUUID()}`;
+    await (await ask(c!.url, messages, none, true)).text();
+    expect((await c!.sm.callWith(none)).received.headers.get("x-sm-conversation-id")).toBeNull();
+  });
+
+  test("[wiring] /health says memory_id_forwarding: on; memproxy doctor through the binary: every check ok, exit 0", async () => {
+    expect(await health(c!.url)).toMatchObject({ memory_id_forwarding: "on" });
+    const r = await runBinary(c!.bin, ["doctor", "--config", c!.config.path]);
+    expect(r.stdout).toContain("[ok] forwarding: LiteLLM forwards x-sm-user-id for every model");
+    expect(r.stdout).toContain("[ok] live check: x-sm-user-id");
+    expect(r.stdout.split("\n").filter((l) => l.startsWith("[FAIL]"))).toEqual([]);
+    expect(r.code).toBe(0);
+  });
+});
+
+/** Runs the compiled binary to its end with the chain's environment. */
+async function runBinary(bin: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const proc = Bun.spawn([bin, ...args], { cwd: dir, env: { ...process.env, ...CHAIN_ENV }, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+  return { code, stdout, stderr };
+}
 
 /** Whether a process is gone. A zombie counts as gone: it runs nothing, and the init of some containers never reaps it. */
 function gone(pid: number): boolean {
