@@ -26,7 +26,7 @@ type Api = "openai" | "anthropic" | "gemini";
 /**
  * Starts the fake provider on 127.0.0.1, port 0.
  * Routes (any path prefix, so `/v1/...`, `/api/v1/...` and bare paths all work):
- *  HEAD/GET `/` (Claude Code's probe), GET `.../models` (OpenAI, Anthropic or Gemini shape, by headers),
+ *  HEAD anything and GET `/` (Claude Code's probe), GET `/health/liveliness|readiness` (memproxy's backend check), GET `.../models` (OpenAI, Anthropic or Gemini shape, by headers),
  *  POST `.../chat/completions` (JSON or SSE), `.../responses` (JSON or the Responses event stream),
  *  `.../messages/count_tokens`, `.../messages` (JSON or SSE),
  *  `...:generateContent`, `...:streamGenerateContent` (SSE with alt=sse, else a JSON array), `...:countTokens`.
@@ -61,6 +61,8 @@ function answer(r: Received, marker: string): Response {
   // Claude Code probes the base URL (HEAD /, HEAD /api/hello) before its first call.
   if (r.method === "HEAD") return new Response(null);
   if (r.method === "GET" && (path === "/" || path === "")) return new Response("ok");
+  // LiteLLM's public health routes: memproxy checks the backend with them.
+  if (r.method === "GET" && /^\/health\/(liveliness|liveness|readiness)$/.test(path)) return Response.json({ status: "healthy" });
   if (r.method === "GET" && /\/models$/.test(path)) return Response.json(modelList(apiOf(r)));
   if (r.method === "GET" && /\/models\/[^/]+$/.test(path)) return Response.json(oneModel(apiOf(r), path.split("/").at(-1)!));
   if (r.method !== "POST") return notFound(r);
