@@ -610,11 +610,18 @@ describe("service status", () => {
     expect(s.out).toContain("See the logs: journalctl --user -u memproxy -f");
   });
 
-  test("a real memproxy answers with its own PID (/health reports it)", async () => {
-    await using proxy = startProxy("");
+  test("a real memproxy answers with its own PID (/health reports it), healthy with its backend up, degraded without", async () => {
+    await using backend = startBackend();
+    await using proxy = startProxy(`litellm_backend_url: ${backend.url}\n`);
     const s = await installed(proxy.port, process.pid);
     expect(await s.run("status")).toBe(0);
-    expect(s.out).toContain(`the service's memproxy (pid ${process.pid})`);
+    expect(s.out).toContain(`the service's memproxy (pid ${process.pid}), healthy`);
+
+    await backend.stop();
+    s.reset();
+    expect(await s.run("status")).toBe(3);
+    expect(s.out).toContain(`the service's memproxy (pid ${process.pid}), degraded`);
+    expect(s.out).toContain(`not ready: memproxy reports degraded; backend down: ${backend.url}`);
   });
 
   test("on macOS, launchd's pid is compared", async () => {
