@@ -56,7 +56,9 @@ export async function runDoctor(options: DoctorOptions): Promise<number> {
     if (mark === "FAIL") failures++;
     if (mark === "warn") warnings++;
     out(mark === "info" ? `       ${text}` : `[${mark}] ${text}`);
-    if (fix) for (const l of `fix: ${fix}`.split("\n")) out(`       ${l}`);
+    // A one-line fix (a command) follows "fix:"; YAML goes below it, indented as a block to copy.
+    if (fix && !fix.includes("\n")) out(`       fix: ${fix}`);
+    else if (fix) for (const l of ["fix:", ...fix.split("\n").map((f) => `  ${f}`)]) out(`       ${l}`);
   };
   out(`memproxy doctor ${VERSION}: ${config.source}`);
 

@@ -136,7 +136,11 @@ describe("memproxy doctor, no live check", () => {
       for (let j = i + 1; j < r.lines.length && r.lines[j]!.startsWith("       "); j++) fix.push(r.lines[j]!.slice(7));
       return fix.join("\n");
     };
-    expect(fixOf(fails[0]!)).toBe("fix: general_settings:\n  forward_client_headers_to_llm_api: true");
+    expect(fixOf(fails[0]!)).toBe("fix:\n  general_settings:\n    forward_client_headers_to_llm_api: true");
+    // The YAML below "fix:" is the block to copy into the file.
+    expect(parse(fixOf(fails[1]!).replace(/^fix:\n/, "").replace(/^ {2}/gm, ""))).toEqual({
+      model_list: [{ model_name: "claude-*", litellm_params: { api_base: "https://api.supermemory.ai/v3/https://api.anthropic.com" } }],
+    });
     expect(fixOf(fails[3]!)).toContain("master_key: os.environ/LITELLM_MASTER_KEY");
     expect(r.lines.at(-1)).toStartWith("4 problems stop memory from working");
   });
