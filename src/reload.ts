@@ -24,6 +24,8 @@ export interface ReloaderOptions {
   settleMs?: number;
   /** How often the file is checked besides the folder watch, for changes a watch cannot see (ms). */
   pollMs?: number;
+  /** Reads the file's text (default: readConfigText, bounded). */
+  read?: (path: string) => Promise<string>;
 }
 
 /**
@@ -64,7 +66,7 @@ export class ConfigReloader {
   private async reloadNow(why: "SIGHUP" | "file changed"): Promise<void> {
     const { logger, path } = this.options;
     try {
-      let text = await readConfigText(path);
+      let text = await this.read(path);
       if (why === "file changed" && text === this.lastText) return;
       text = await this.settled(text);
       if (why === "file changed" && text === this.lastText) return;
@@ -98,11 +100,15 @@ export class ConfigReloader {
     const settleMs = this.options.settleMs ?? 100;
     for (let i = 0; i < 50; i++) {
       await Bun.sleep(settleMs);
-      const again = await readConfigText(this.options.path);
+      const again = await this.read(this.options.path);
       if (again === text) return text;
       text = again;
     }
     return text;
+  }
+
+  private read(path: string): Promise<string> {
+    return (this.options.read ?? readConfigText)(path);
   }
 
   private startWatching(): void {

@@ -1,25 +1,23 @@
 // The compiled executable, driven as a user would.
-import { beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
-import { startBackend } from "./support/backend.ts";
+import { manualStream, startBackend } from "./support/backend.ts";
 import { compiledBinary, spawnMemproxy } from "./support/memproxy.ts";
+import { runToEnd, tempDir } from "./support/process.ts";
 
 let bin: string;
-const dir = mkdtempSync(join(tmpdir(), "memproxy-cli-"));
+const tmp = tempDir("cli");
+const dir = tmp.path;
+afterAll(() => tmp[Symbol.dispose]());
 const file = (name: string, text: string) => {
-  const path = join(dir, name);
+  const path = tmp.file(name);
   writeFileSync(path, text);
   return path;
 };
 /** Runs the binary to completion. */
-async function run(args: string[], env: Record<string, string> = {}) {
-  const proc = Bun.spawn([bin, ...args], { cwd: dir, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
-  const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
-  return { stdout, stderr, code };
-}
+const run = (args: string[], env: Record<string, string> = {}) => runToEnd([bin, ...args], { cwd: dir, env: { ...process.env, ...env } });
 
 beforeAll(async () => {
   bin = await compiledBinary();
@@ -169,10 +167,7 @@ describe("memproxy (compiled)", () => {
 
 
 describe("graceful shutdown (compiled)", () => {
-  const sse = () => {
-    const { manualStream } = require("./support/backend.ts") as typeof import("./support/backend.ts");
-    return manualStream();
-  };
+  const sse = manualStream;
 
   test("SIGTERM during a live stream: no new connections, the stream finishes, exit 0", async () => {
     const stream = sse();
@@ -206,7 +201,10 @@ describe("graceful shutdown (compiled)", () => {
     stream.send("data: 1\n\n");
     const res = await pending;
     mp.proc.kill("SIGTERM");
-    expect(await res.text().catch((e) => e)).toBeDefined();
+    // Cut: the body ends in an error or short, with only what was sent before the cut.
+    const body = await res.text().then((text) => ({ text }), (error: unknown) => ({ error }));
+    if ("text" in body) expect(body.text).toBe("data: 1\n\n");
+    else expect(body.error).toBeInstanceOf(Error);
     expect(await mp.waitForLine("cut 1 request(s)")).toContain('"cut":1');
     expect(await mp.exited).toBe(0);
   });

@@ -1,10 +1,13 @@
 // Hot reload of the config file (watch and SIGHUP) in the compiled binary, while traffic flows.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, renameSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { readJson, startBackend, type RecordingBackend } from "./support/backend.ts";
+import { parseConfig, type Config } from "../src/config.ts";
+import { createLogger } from "../src/log.ts";
+import { ConfigReloader } from "../src/reload.ts";
+import { echo, manualStream, readJson, startBackend, type RecordingBackend } from "./support/backend.ts";
 import { compiledBinary, spawnMemproxy, type MemproxyProcess } from "./support/memproxy.ts";
+import { LineLog, tempDir } from "./support/process.ts";
 
 let bin: string;
 beforeAll(async () => {
@@ -56,7 +59,8 @@ async function userIdNow(url: string, backend: RecordingBackend): Promise<string
 describe("config hot reload", () => {
   test("a file change is applied while traffic flows; an invalid one is rejected and the running config stays", async () => {
     await using backend = startBackend();
-    const dir = mkdtempSync(join(tmpdir(), "memproxy-reload-"));
+    using tmp = tempDir("reload");
+    const dir = tmp.path;
     const path = join(dir, "config.yaml");
     writeFileSync(path, configText(backend.url, "alpha"));
     await using mp: MemproxyProcess = spawnMemproxy([bin, "--config", path]);
@@ -96,7 +100,8 @@ describe("config hot reload", () => {
 
   test("SIGHUP re-reads the file; a changed listen address is reported, not applied", async () => {
     await using backend = startBackend();
-    const dir = mkdtempSync(join(tmpdir(), "memproxy-hup-"));
+    using tmp = tempDir("hup");
+    const dir = tmp.path;
     const path = join(dir, "config.yaml");
     writeFileSync(path, configText(backend.url, "one", "  reload: {watch: false}\n"));
     await using mp = spawnMemproxy([bin, "--config", path]);
@@ -119,7 +124,8 @@ describe("config hot reload", () => {
       if (new URL(req.url).pathname === "/slow") await gate;
       return new Response("ok");
     });
-    const dir = mkdtempSync(join(tmpdir(), "memproxy-inflight-"));
+    using tmp = tempDir("inflight");
+    const dir = tmp.path;
     const path = join(dir, "config.yaml");
     writeFileSync(path, configText(backend.url, "before"));
     await using mp = spawnMemproxy([bin, "--config", path]);
@@ -137,9 +143,9 @@ describe("config hot reload", () => {
 
 describe("config hot reload, as Kubernetes updates a mounted ConfigMap", () => {
   test("the ..data symlink swap is noticed", async () => {
-    const { symlinkSync, mkdirSync } = await import("node:fs");
     await using backend = startBackend();
-    const dir = mkdtempSync(join(tmpdir(), "memproxy-cm-"));
+    using tmp = tempDir("cm");
+    const dir = tmp.path;
     const version = (n: number, userId: string) => {
       mkdirSync(join(dir, `..v${n}`));
       writeFileSync(join(dir, `..v${n}`, "config.yaml"), configText(backend.url, userId));
@@ -155,5 +161,154 @@ describe("config hot reload, as Kubernetes updates a mounted ConfigMap", () => {
     version(2, "cm-two");
     await mp.waitForLine("config reloaded", mark);
     expect(await userIdNow(url, backend)).toBe("cm-two");
+  });
+});
+
+describe("reloads that must not open, stall or stop memproxy", () => {
+  const keyed = (backend: string, userId: string) =>
+    configText(backend, userId, `  access:\n    keys: ["a-strong-access-key-0123456789"]\n`);
+  const KEY = { authorization: "Bearer a-strong-access-key-0123456789" };
+
+  test("a file emptied by an editor (truncate, then write) never replaces the running config: keys stay required", async () => {
+    await using backend = startBackend();
+    using tmp = tempDir("empty");
+    const path = tmp.file("config.yaml");
+    writeFileSync(path, keyed(backend.url, "one"));
+    await using mp = spawnMemproxy([bin, "--config", path]);
+    const url = await mp.listening();
+    const mark = mp.lines.length;
+    writeFileSync(path, ""); // `: > config.yaml`
+    await mp.waitForLine("config file is empty; keeping the running config", mark);
+    const open = await fetch(url + "/v1/models", { headers: { "user-agent": "tool/1" } });
+    expect(open.status).toBe(401);
+    const health = await readJson(await fetch(url + "/health", { headers: KEY }));
+    expect(health.config.last_reload).toMatchObject({ ok: false, problems: [expect.stringContaining("the file is empty")] });
+    writeFileSync(path, keyed(backend.url, "two"));
+    await mp.waitForLine("config reloaded", mark);
+    expect((await fetch(url + "/v1/models", { headers: { "user-agent": "tool/1" } })).status).toBe(401);
+    await (await fetch(url + "/v1/models", { headers: { ...KEY, "user-agent": "tool/1" } })).arrayBuffer();
+    expect(backend.received.at(-1)!.headers.get("x-sm-user-id")).toBe("two");
+  });
+
+  test("a reload that drops every access key, or changes the backend, is logged at warning level", async () => {
+    await using backend = startBackend();
+    await using other = startBackend();
+    using tmp = tempDir("warn");
+    const path = tmp.file("config.yaml");
+    writeFileSync(path, keyed(backend.url, "one"));
+    await using mp = spawnMemproxy([bin, "--config", path]);
+    await mp.listening();
+    const mark = mp.lines.length;
+    replaceFile(path, configText(other.url, "one"));
+    const dropped = JSON.parse(await mp.waitForLine("has no access keys", mark));
+    expect(dropped.level).toBe("warn");
+    const moved = JSON.parse(await mp.waitForLine("changes the backend", mark));
+    expect(moved).toMatchObject({ level: "warn", backend: other.url });
+  });
+
+  test("a config that is a symlink into another folder is still watched", async () => {
+    await using backend = startBackend();
+    using tmp = tempDir("link");
+    mkdirSync(tmp.file("real"));
+    mkdirSync(tmp.file("etc"));
+    const target = tmp.file("real/config.yaml");
+    writeFileSync(target, configText(backend.url, "before"));
+    symlinkSync(target, tmp.file("etc/config.yaml"));
+    await using mp = spawnMemproxy([bin, "--config", tmp.file("etc/config.yaml")]);
+    const url = await mp.listening();
+    const mark = mp.lines.length;
+    writeFileSync(target, configText(backend.url, "after"));
+    await mp.waitForLine("config reloaded", mark);
+    expect(await userIdNow(url, backend)).toBe("after");
+  });
+
+  test("a config folder that is replaced whole is still watched", async () => {
+    await using backend = startBackend();
+    using tmp = tempDir("folder");
+    mkdirSync(tmp.file("conf"));
+    writeFileSync(tmp.file("conf/config.yaml"), configText(backend.url, "before"));
+    await using mp = spawnMemproxy([bin, "--config", tmp.file("conf/config.yaml")]);
+    const url = await mp.listening();
+    const mark = mp.lines.length;
+    mkdirSync(tmp.file("conf.new"));
+    writeFileSync(tmp.file("conf.new/config.yaml"), configText(backend.url, "after"));
+    renameSync(tmp.file("conf"), tmp.file("conf.old"));
+    renameSync(tmp.file("conf.new"), tmp.file("conf"));
+    await mp.waitForLine("config reloaded", mark);
+    expect(await userIdNow(url, backend)).toBe("after");
+  });
+
+  test("a reload that cannot be loaded (YAML aliases that expand without end) keeps serving, streams included, and /health says so", async () => {
+    const streams = Array.from({ length: 5 }, () => manualStream());
+    let next = 0;
+    await using backend = startBackend((req, r) => {
+      if (next === streams.length) return echo(req, r);
+      const s = streams[next++]!;
+      s.send("data: 0\n\n"); // Bun.serve sends a head with the first body bytes
+      return new Response(s.body, { headers: { "content-type": "text/event-stream" } });
+    });
+    using tmp = tempDir("bomb");
+    const path = tmp.file("config.yaml");
+    writeFileSync(path, configText(backend.url, "steady"));
+    await using mp = spawnMemproxy([bin, "--config", path]);
+    const url = await mp.listening();
+    const open = await Promise.all(streams.map(() => fetch(url + "/v1/chat/completions", { method: "POST", body: "{}", headers: { "user-agent": "tool/1" } })));
+    let bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+    for (let i = 1; i <= 9; i++) bomb += `a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(", ")}]\n`;
+    const mark = mp.lines.length;
+    writeFileSync(path, configText(backend.url, "changed") + bomb);
+    await mp.waitForLine("config reload failed", mark);
+    mp.proc.kill("SIGHUP");
+    await mp.waitForLine("config reload failed", mp.lines.length);
+    for (const s of streams) {
+      s.send("data: 1\n\n");
+      s.close();
+    }
+    expect(await Promise.all(open.map((r) => r.text()))).toEqual(Array(5).fill("data: 0\n\ndata: 1\n\n"));
+    const health = await readJson(await fetch(url + "/health"));
+    expect(health.status).toBe("degraded");
+    expect(health.config.last_reload).toMatchObject({ ok: false, problems: [expect.stringContaining("expands to more than")] });
+    expect(await userIdNow(url, backend)).toBe("steady");
+    expect(mp.proc.exitCode).toBeNull();
+  });
+});
+
+describe("ConfigReloader", () => {
+  test("a file still being written is applied only once it reads the same twice", async () => {
+    const path = "config.yaml";
+    const whole = "user_id_mappings:\n  default_user_id: whole\nmemproxy:\n  access:\n    keys: [a-strong-access-key-0123456789]\n";
+    // What the file holds at each read: the writer has written only its start (valid YAML, without the
+    // keys), then the rest.
+    const versions = ["user_id_mappings:\n  default_user_id: partial\n", whole, whole];
+    const reads: string[] = [];
+    let running: Config = parseConfig("", path, {});
+    const applied: string[] = [];
+    const reloader = new ConfigReloader(
+      {
+        path,
+        read: async () => {
+          const text = versions[Math.min(reads.length, versions.length - 1)]!;
+          reads.push(text);
+          return text;
+        },
+        parse: (text) => parseConfig(text, path, {}),
+        running: () => running,
+        apply: (next) => {
+          applied.push(next.routing.default_user_id);
+          running = next;
+          return [];
+        },
+        failed: () => {},
+        logger: createLogger({ format: "json", write: () => {} }),
+        watch: false,
+        settleMs: 1,
+      },
+      undefined,
+    );
+    await reloader.reload("SIGHUP");
+    expect(applied).toEqual(["whole"]);
+    expect(running.access.keys).toEqual(["a-strong-access-key-0123456789"]);
+    expect(reads.length).toBe(3);
+    reloader.stop();
   });
 });

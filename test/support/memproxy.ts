@@ -1,10 +1,8 @@
 // Starting memproxy in tests: in process (library) or as a real child process (source or compiled binary).
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../../src/config.ts";
 import { startServer, type ServerHandle, type ServerOptions } from "../../src/server.ts";
-import { lines as linesOf } from "../../scripts/bench/procs.ts";
+import { lines as linesOf, LineLog, runToEnd, tempDir } from "./process.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 
@@ -16,13 +14,17 @@ export function startProxy(yaml: string, env: Record<string, string | undefined>
 }
 
 let built: Promise<string> | undefined;
-/** Builds the compiled executable once per test run, into a temporary folder; returns its path. */
+/**
+ * Builds the compiled executable once per test process, into a temporary folder removed when the process
+ * exits; returns its path.
+ */
 export function compiledBinary(): Promise<string> {
   built ??= (async () => {
-    const out = join(mkdtempSync(join(tmpdir(), "memproxy-bin-")), "memproxy");
-    const proc = Bun.spawn([process.execPath, "scripts/build.ts", "--outfile", out], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
-    const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
-    if (code !== 0) throw new Error(`build failed (${code}):\n${stdout}\n${stderr}`);
+    const dir = tempDir("bin");
+    process.on("exit", () => dir[Symbol.dispose]());
+    const out = dir.file("memproxy");
+    const r = await runToEnd([process.execPath, "scripts/build.ts", "--outfile", out], { cwd: ROOT });
+    if (r.code !== 0) throw new Error(`build failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
     return out;
   })();
   return built;
@@ -48,37 +50,18 @@ export function spawnMemproxy(cmd: string[], options: { cwd?: string; env?: Reco
     stderr: "pipe",
     stdin: "ignore",
   });
-  const lines: string[] = [];
-  const watchers: { test: (l: string) => boolean; resolve: (l: string) => void }[] = [];
-  let ended = false;
-  const endWaiters: (() => void)[] = [];
+  const log = new LineLog();
   const pump = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const line of linesOf(stream)) {
-      lines.push(line);
-      for (let i = watchers.length - 1; i >= 0; i--) {
-        if (watchers[i]!.test(line)) watchers.splice(i, 1)[0]!.resolve(line);
-      }
-    }
+    for await (const line of linesOf(stream)) log.push(line);
   };
-  const pumped = Promise.all([pump(proc.stdout), pump(proc.stderr)]).then(() => {
-    ended = true;
-    for (const w of endWaiters) w();
+  const exited = Promise.all([pump(proc.stdout), pump(proc.stderr)]).then(() => {
+    log.end();
+    return proc.exited;
   });
-  const exited = pumped.then(() => proc.exited);
-  const waitForLine = (needle: string | RegExp, from = 0) => {
-    const test = (l: string) => (typeof needle === "string" ? l.includes(needle) : needle.test(l));
-    const found = lines.slice(from).find(test);
-    if (found !== undefined) return Promise.resolve(found);
-    return new Promise<string>((resolve, reject) => {
-      watchers.push({ test, resolve });
-      const fail = () => reject(new Error(`process ended without printing ${needle}; output:\n${lines.join("\n")}`));
-      if (ended) fail();
-      else endWaiters.push(fail);
-    });
-  };
+  const waitForLine = (needle: string | RegExp, from = 0) => log.waitFor(needle, { from });
   return {
     proc,
-    lines,
+    lines: log.all,
     waitForLine,
     async listening() {
       const line = await waitForLine(/listening on http/);

@@ -1,0 +1,93 @@
+// Processes, ports, output lines and temporary folders for tests: one helper for each, used by every test.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort, lines } from "../../scripts/bench/procs.ts";
+
+export { freePort, lines };
+
+/** What a process printed and how it ended. */
+export interface Finished {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+/** Runs `cmd` to its end and collects its output (stdin closed). */
+export async function runToEnd(cmd: string[], options: { cwd?: string; env?: Record<string, string | undefined>; stdin?: string } = {}): Promise<Finished> {
+  const proc = Bun.spawn(cmd, {
+    cwd: options.cwd,
+    env: options.env ?? process.env,
+    stdin: options.stdin === undefined ? "ignore" : new TextEncoder().encode(options.stdin),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+  return { stdout, stderr, code };
+}
+
+/**
+ * Resolves when the process `pid` (not necessarily our child) has exited. coreutils' `tail --pid` waits for
+ * it; this process only awaits tail's exit, so nothing here spins.
+ */
+export async function waitForExit(pid: number): Promise<void> {
+  const tail = Bun.spawn(["tail", `--pid=${pid}`, "-s", "0.05", "-f", "/dev/null"], { stdout: "ignore", stderr: "ignore", stdin: "ignore" });
+  await tail.exited;
+}
+
+/** Whether a process with this pid exists now. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Lines of output as they arrive, with waits for the ones a test needs. */
+export class LineLog {
+  readonly all: string[] = [];
+  private readonly watchers: { test: (l: string) => boolean; count: number; seen: number; resolve: (l: string) => void; reject: (e: Error) => void }[] = [];
+  private ended = false;
+
+  /** Adds a line; wakes whoever waits for it. */
+  push(line: string): void {
+    this.all.push(line);
+    for (let i = this.watchers.length - 1; i >= 0; i--) {
+      const w = this.watchers[i]!;
+      if (w.test(line) && ++w.seen >= w.count) this.watchers.splice(i, 1)[0]!.resolve(line);
+    }
+  }
+
+  /** No more lines will come: waits still open fail, with everything seen. */
+  end(): void {
+    this.ended = true;
+    for (const w of this.watchers.splice(0)) w.reject(new Error(`output ended before the line that was waited for; output:\n${this.all.join("\n")}`));
+  }
+
+  /**
+   * Resolves with the `count`-th line (default the first) containing `needle` (a string or a pattern),
+   * counting lines from index `from` on (those already there included).
+   */
+  waitFor(needle: string | RegExp, options: { count?: number; from?: number } = {}): Promise<string> {
+    const test = (l: string) => (typeof needle === "string" ? l.includes(needle) : needle.test(l));
+    const count = options.count ?? 1;
+    const already = this.all.slice(options.from ?? 0).filter(test);
+    if (already.length >= count) return Promise.resolve(already[count - 1]!);
+    return new Promise<string>((resolve, reject) => {
+      if (this.ended) return reject(new Error(`output ended without ${needle}; output:\n${this.all.join("\n")}`));
+      this.watchers.push({ test, count, seen: already.length, resolve, reject });
+    });
+  }
+}
+
+/** A temporary folder removed when disposed (`using dir = tempDir("x")`, or `dir[Symbol.dispose]()` in afterAll). */
+export function tempDir(prefix: string): { readonly path: string; file(name: string): string } & Disposable {
+  const path = mkdtempSync(join(tmpdir(), `memproxy-${prefix}-`));
+  return {
+    path,
+    file: (name) => join(path, name),
+    [Symbol.dispose]: () => rmSync(path, { recursive: true, force: true }),
+  };
+}
