@@ -1,13 +1,20 @@
 // Python `re` routing patterns (re.match / re.fullmatch semantics) answered in time linear in the value.
 //
 // A pattern is parsed as Python 3.11's re parser does (same syntax, same error messages), compiled to a
-// Thompson NFA, and run as a lazily built DFA: a DFA state is a set of NFA states, its transitions are
-// computed on first use per character class and cached in typed arrays. Each code unit of a value costs
-// one table lookup once the states it visits are built; building one costs O(NFA size). The cache is
-// bounded: when it is full it is flushed, and a value that keeps filling it is finished by plain NFA
-// simulation, so no value can cost more than O(value length x NFA size), and the NFA size is bounded.
+// Thompson NFA, and run as a lazily built DFA (RE2's design): a DFA state is a set of NFA states; its
+// transitions are computed on first use per character class and cached in typed arrays. Once the states
+// a value visits are built, each code unit costs one table lookup. Building a state costs O(NFA size).
+// The cache is bounded; when it overflows it is flushed, and a value that keeps building states is
+// finished by NFA simulation. So a decision never costs more than O(value length x NFA size), and the
+// NFA size is bounded (MAX_PATTERN_STATES): no backtracking, hence no exponential or polynomial blow-up.
 // Constructs that need backtracking (backreferences, lookaround, conditionals, atomic groups,
-// possessive quantifiers) are refused with a message: they are what makes a matcher non-linear.
+// possessive quantifiers) are refused with a message.
+//
+// Differences from Python, all outside what HTTP header values (Latin-1 in practice) exercise: values are
+// read as UTF-16 code units (a character above U+FFFF is two units for `.` and classes; such characters
+// are refused inside classes and matched exactly, without case folding, outside); Unicode tables are the
+// JavaScript engine's (newer than Python 3.11's Unicode 14: a few recently assigned characters differ);
+// \N{name} escapes and the deprecated t flag are refused.
 
 /** Compiled pattern: test() answers in time linear in value.length. */
 export interface Matcher {
@@ -56,7 +63,7 @@ export interface AutomatonStats {
   statesBuilt: number;
   /** Times the DFA cache was full and thrown away. */
   flushes: number;
-  /** Values (or rests of values) that were finished by NFA simulation because the cache kept filling. */
+  /** Values (or rests of values) finished by NFA simulation because building DFA states did not pay. */
   nfaFallbacks: number;
 }
 
@@ -122,10 +129,26 @@ function markRanges(bits: Uint8Array, r: Ranges): void {
   for (let i = 0; i < r.length; i += 2) bits.fill(1, r[i]!, r[i + 1]! + 1);
 }
 
-const fromTest = (re: RegExp): Ranges => {
-  const bits = new Uint8Array(MAX_UNIT + 1);
-  for (let c = 0; c <= MAX_UNIT; c++) if (re.test(String.fromCharCode(c))) bits[c] = 1;
-  return fromBitmap(bits);
+/** The BMP without surrogates, as two strings with the code unit their first character stands for. */
+let bmp: [string, number][] | undefined;
+function bmpStrings(): [string, number][] {
+  const span = (lo: number, hi: number): [string, number] => {
+    const units = new Uint16Array(hi - lo + 1);
+    for (let i = 0; i < units.length; i++) units[i] = lo + i;
+    return [new TextDecoder("utf-16le").decode(units), lo];
+  };
+  return (bmp ??= [span(0, 0xd7ff), span(0xe000, MAX_UNIT)]);
+}
+
+/** The code units (surrogates aside) that a global Unicode RegExp matches, as calls to each(unit, length). */
+function scanBmp(re: RegExp, each: (unit: number, length: number) => void): void {
+  for (const [text, first] of bmpStrings()) for (const m of text.matchAll(re)) each(first + m.index, m[0].length);
+}
+
+const rangesOf = (re: RegExp): Ranges => {
+  const pairs: number[] = [];
+  scanBmp(re, (u, n) => pairs.push(u, u + n - 1));
+  return normalize(pairs);
 };
 
 // Unicode tables, built on first use. Python 3.11 uses Unicode 14; the JavaScript engine's tables are
@@ -138,8 +161,8 @@ const ASCII_DIGIT: Ranges = [0x30, 0x39];
 const ASCII_SPACE: Ranges = [0x09, 0x0d, 0x20, 0x20];
 const ASCII_WORD: Ranges = [0x30, 0x39, 0x41, 0x5a, 0x5f, 0x5f, 0x61, 0x7a];
 /** Python's \w for str patterns: str.isalnum() or "_" (letters and numbers, not combining marks). */
-const wordSet = (ascii: boolean): Ranges => (ascii ? ASCII_WORD : (uniWord ??= fromTest(/[\p{L}\p{N}_]/u)));
-const digitSet = (ascii: boolean): Ranges => (ascii ? ASCII_DIGIT : (uniDigit ??= fromTest(/\p{Nd}/u)));
+const wordSet = (ascii: boolean): Ranges => (ascii ? ASCII_WORD : (uniWord ??= rangesOf(/[\p{L}\p{N}_]+/gu)));
+const digitSet = (ascii: boolean): Ranges => (ascii ? ASCII_DIGIT : (uniDigit ??= rangesOf(/\p{Nd}+/gu)));
 const spaceSet = (ascii: boolean): Ranges => (ascii ? ASCII_SPACE : UNI_SPACE);
 
 // Case folding as Python's sre does for str patterns: simple lower case (the first unit of the full
@@ -156,19 +179,21 @@ const firstUnit = (s: string, c: number) => {
 function lowers(): Uint16Array {
   if (lowerTable) return lowerTable;
   const t = new Uint16Array(MAX_UNIT + 1);
+  for (let c = 0; c <= MAX_UNIT; c++) t[c] = c;
   const cased = new Uint8Array(MAX_UNIT + 1);
   const inverse = new Map<number, number[]>();
-  for (let c = 0; c <= MAX_UNIT; c++) {
+  // Only characters that change when lower- or upper-cased are cased; the rest map to themselves.
+  scanBmp(/[\p{Changes_When_Lowercased}\p{Changes_When_Uppercased}]/gu, (c) => {
     const s = String.fromCharCode(c);
-    const lo = c >= 0xd800 && c <= 0xdfff ? c : firstUnit(s.toLowerCase(), c);
+    const lo = firstUnit(s.toLowerCase(), c);
     t[c] = lo;
-    if (lo !== c || (c < 0xd800 || c > 0xdfff ? firstUnit(s.toUpperCase(), c) : c) !== c) cased[c] = 1;
+    if (lo !== c || firstUnit(s.toUpperCase(), c) !== c) cased[c] = 1;
     if (lo !== c) {
       const list = inverse.get(lo);
       if (list) list.push(c);
       else inverse.set(lo, [c]);
     }
-  }
+  });
   casedTable = cased;
   lowerInverse = inverse;
   return (lowerTable = t);
@@ -438,7 +463,10 @@ function parseSub(src: Source, st: ParseState, verbose: boolean, nested: number,
       flags = st.flags;
     }
   }
-  return items.length === 1 ? items[0]! : { t: "alt", items };
+  if (items.length === 1) return items[0]!;
+  // a|b|[cd] is one class, as Python's parser makes it: one NFA state instead of a branch per character
+  if (items.every((it) => it.t === "set")) return { t: "set", r: normalize(items.flatMap((it) => (it as { r: Ranges }).r)) };
+  return { t: "alt", items };
 }
 
 function combineFlags(flags: number, add: number, del: number): number {
@@ -854,6 +882,24 @@ function classSet(items: ClassItem[], negate: boolean, flags: number): Ranges {
   }
   const lower = ascii ? null : lowers();
   const fold = (c: number) => (lower ? lower[c]! : asciiLower(c));
+  const units = items.reduce((n, it) => n + (it.op === "lit" ? 1 : it.op === "range" ? it.hi - it.lo + 1 : Infinity), 0);
+  if (units <= 4096) {
+    // Few units and no category: the units whose lower case is one of theirs (or an equivalent).
+    const targets = new Set<number>();
+    for (const it of items) {
+      const [lo, hi] = it.op === "lit" ? [it.c, it.c] : it.op === "range" ? [it.lo, it.hi] : [0, -1];
+      for (let c = lo; c <= hi; c++) {
+        const f = fold(c);
+        targets.add(f);
+        if (lower) for (const k of FIXES.get(f) ?? []) targets.add(k);
+      }
+    }
+    const pairs: number[] = [];
+    if (lower) pairs.push(...unitsLowering([...targets]));
+    else for (const f of targets) pairs.push(f, f, ...(f >= 0x61 && f <= 0x7a ? [f - 32, f - 32] : []));
+    const r = normalize(pairs);
+    return negate ? complement(r) : r;
+  }
   const folded = new Uint8Array(MAX_UNIT + 1);
   const mark = (c: number) => {
     const lo = fold(c);
@@ -979,6 +1025,8 @@ const PASS = 0, FAIL = 1, TAINT = 2;
 /** Default DFA cache budget per compiled pattern or set (state tables, thread lists, keys). */
 const DEFAULT_CACHE_BYTES = 2 << 20;
 const NO_MATCH = 0x7fffffff;
+/** States built per check of whether the DFA is worth it for the value being read. */
+const STATES_WINDOW = 512;
 
 /**
  * The automaton. DFA state = (sorted NFA thread ids, context of the previous unit, pattern matched just
@@ -1126,6 +1174,8 @@ class Automaton {
     let trans = this.trans;
     let flushes = this.stats.flushes;
     let lastFlushAt = -Infinity;
+    let built = 0;
+    let windowAt = 0;
     for (let i = 0; i < n; i++) {
       const c = value.charCodeAt(i);
       const k = c < 256 ? low[c]! : this.highClass(c);
@@ -1137,6 +1187,13 @@ class Automaton {
       if (e === 0) {
         e = this.build(row / stride, k);
         trans = this.trans;
+        if (++built % STATES_WINDOW === 0 && this.stats.flushes > 0) {
+          // A DFA pays when its states are reused. Once its cache has overflowed, one that builds a state
+          // every few units is slower than the NFA it caches: RE2's "bail when slow", checked per window
+          // of states rather than per cache fill, so that a thrashing automaton costs little per value.
+          if (i - windowAt < 10 * STATES_WINDOW) return this.finishWithNfa((Math.abs(e) - 1) / stride, value, i + 1, best);
+          windowAt = i;
+        }
         if (this.stats.flushes !== flushes) {
           // The cache filled up. Go on with the DFA while it pays; a value that fills it twice within
           // ten units per state built is finished by the NFA, which builds nothing.
