@@ -41,6 +41,8 @@ export function launchd(env: ServiceEnv): Platform {
     unitLabel: "agent",
     logsHint: `tail -f ${shellQuote(join(layout.logDir, "memproxy.log"))} ${shellQuote(errorLog)}`,
     restartCommand: `launchctl kickstart -k gui/$(id -u)/${LAUNCHD_LABEL}`,
+    // launchd has no sandbox settings for an agent.
+    checkSandbox: async () => ({ userNamespaces: false }),
     render: (spec) => renderLaunchdPlist(spec, layout.logDir),
     programArgs: launchdProgramArgs,
     installSteps(spec: UnitSpec, fresh: boolean): Step[] {

@@ -33,6 +33,17 @@ export interface UnitSpec {
   /** The PATH the service gets: only the folders of memproxy and LiteLLM, and the system's. */
   path: string;
   envFile: string;
+  /** Whether the user's processes can create user namespaces (systemd's file-system sandbox needs them). */
+  userNamespaces: boolean;
+}
+
+/** What the machine allows of the sandbox, checked before the unit is written. */
+export interface SandboxCheck {
+  userNamespaces: boolean;
+  /** The command that checked it, for --dry-run; none when there is nothing to check. */
+  command?: string[];
+  /** For the user, when the sandbox is weaker than the unit's full one. */
+  note?: string;
 }
 
 /** The service manager's view of the service. */
@@ -60,6 +71,8 @@ export interface Platform {
   readonly logsHint: string;
   /** The command that restarts the service after its config or env file changed. */
   readonly restartCommand: string;
+  /** Checks what the sandbox can use on this machine. */
+  checkSandbox(run: (argv: string[]) => Promise<RunResult>): Promise<SandboxCheck>;
   /** The unit file's text. */
   render(spec: UnitSpec): string;
   /** The memproxy command line in a unit this platform rendered. */

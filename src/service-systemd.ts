@@ -1,7 +1,7 @@
 // memproxy as a systemd user service (Linux): the unit file, the systemctl steps, and systemd's view of it.
 import { isAbsolute, join } from "node:path";
 import template from "../scripts/service/memproxy.service" with { type: "text" };
-import type { Layout, ManagerState, Platform, ServiceEnv, UnitSpec } from "./service-platform.ts";
+import type { Layout, ManagerState, Platform, SandboxCheck, ServiceEnv, UnitSpec } from "./service-platform.ts";
 import { oneLine } from "./service-platform.ts";
 import type { Step } from "./service-plan.ts";
 import { renderTemplate } from "./service-stack.ts";
@@ -29,6 +29,20 @@ export function systemd(env: ServiceEnv): Platform {
     unitLabel: "unit",
     logsHint: "journalctl --user -u memproxy -f",
     restartCommand: "systemctl --user restart memproxy",
+    async checkSandbox(run): Promise<SandboxCheck> {
+      // What systemd --user does for the unit's PrivateUsers=: a user namespace, with a mount namespace in it.
+      const command = ["unshare", "--user", "--map-root-user", "--mount", "true"];
+      const r = await run(command);
+      if (r.code === 0) return { userNamespaces: true, command };
+      return {
+        userNamespaces: false,
+        command,
+        note:
+          `your user cannot create user namespaces here ('${command.join(" ")}' failed: ${r.stderr.trim() || `exit ${r.code}`}), and systemd ` +
+          `refuses to start a user service whose sandbox needs them: the unit keeps its system-call filters but not its file-system sandbox ` +
+          `(read-only system and home, private /tmp). Where an administrator allows them (on Ubuntu 24.04: sysctl kernel.apparmor_restrict_unprivileged_userns=0), run 'memproxy service install' again.`,
+      };
+    },
     render: renderSystemdUnit,
     programArgs: systemdProgramArgs,
     installSteps(spec: UnitSpec, fresh: boolean): Step[] {
@@ -69,9 +83,19 @@ export function systemd(env: ServiceEnv): Platform {
   };
 }
 
-/** Renders the systemd user unit. */
+/** The template's block of settings that need a user namespace (marker comment lines included). */
+const NAMESPACE_BLOCK = /^# --- user namespace:.*\n[\s\S]*?^# --- end of the settings that need a user namespace ---\n/m;
+
+/** Renders the systemd user unit; without user namespaces, the settings that need one are commented out. */
 export function renderSystemdUnit(spec: UnitSpec): string {
-  return renderTemplate(template, {
+  const text = spec.userNamespaces
+    ? template
+    : template.replace(NAMESPACE_BLOCK, (block) =>
+        block
+          .replace(/^([A-Z])/gm, "#$1")
+          .replace(/^# --- user namespace:.*$/m, "# --- left out: user namespaces were not available at install (see 'memproxy service install'); these settings need one ---"),
+      );
+  return renderTemplate(text, {
     EXEC_START: spec.argv.map((a) => systemdQuote(a)).join(" "),
     ENV_FILE: systemdEscape(oneLine(spec.envFile, "a systemd unit")),
     PATH_ASSIGNMENT: systemdQuote(`PATH=${spec.path}`, false),

@@ -220,10 +220,14 @@ async function install(env: ServiceEnv, platform: Platform, io: ServiceIO, confi
   } else {
     warnings.push(`${configPath} does not start LiteLLM (memproxy.litellm.spawn is not true): the service forwards to ${config.backends.join(", ")}, which must be running.`);
   }
+  const run = (argv: string[]) => runTool(argv, env);
+  const sandbox = await platform.checkSandbox(run);
+  if (sandbox.note) warnings.push(sandbox.note);
   const spec: UnitSpec = {
     argv: [...env.program, "--config", configPath],
     path: servicePath(env.program, config.litellm.spawn ? litellm.path : undefined),
     envFile: layout.envFile,
+    userNamespaces: sandbox.userNamespaces,
   };
   warnings.push(...platform.pathWarnings([...env.program.slice(0, 2), configPath, ...(litellm.path ? [litellm.path] : [])]));
   const fresh = !(await exists(layout.unitFile));
@@ -232,6 +236,7 @@ async function install(env: ServiceEnv, platform: Platform, io: ServiceIO, confi
 
   if (dryRun) {
     io.out("memproxy service install --dry-run: nothing is written or started.\n");
+    if (sandbox.command) io.out(`checked: ${sandbox.command.map(shellQuote).join(" ")}: user namespaces ${sandbox.userNamespaces ? "available" : "not available"}\n`);
     printSteps(steps, io);
     io.out(`The service would run: ${spec.argv.map(shellQuote).join(" ")}\n  with PATH=${spec.path}\n`);
     if (litellm.path && config.litellm.spawn) io.out(`  LiteLLM: ${litellm.path} (${litellm.how})\n`);
@@ -243,7 +248,7 @@ async function install(env: ServiceEnv, platform: Platform, io: ServiceIO, confi
 
   requireTool(env, platform, configPath);
   if (envBefore !== undefined) await warnIfReadableByOthers(layout.envFile, io);
-  await carryOut(steps, (argv) => runTool(argv, env), io);
+  await carryOut(steps, run, io);
 
   const listen = `http://${connectHost(config.listen.host)}:${config.listen.port}`;
   const lines = [

@@ -16,7 +16,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const SHELLS: [string, string[]][] = [["/bin/sh", ["/bin/sh"]], ...(Bun.which("bash") ? [["bash --posix", [Bun.which("bash")!, "--posix"]] as [string, string[]]] : [])];
 
 /** The /bin/sh script of the launchd agent, exactly as install writes it. */
-const WRAPPER = /<string>-c<\/string>\s*<string>([^<]*)<\/string>/.exec(renderLaunchdPlist({ argv: ["x"], path: "/bin", envFile: "/e" }, "/l"))![1]!;
+const WRAPPER = /<string>-c<\/string>\s*<string>([^<]*)<\/string>/.exec(renderLaunchdPlist({ argv: ["x"], path: "/bin", envFile: "/e", userNamespaces: false }, "/l"))![1]!;
 
 /** Runs the launchd wrapper on `file` with `shell`, and returns the values it gave memproxy (here: a printer). */
 async function shellRead(shell: string[], file: string, names: string[]): Promise<Record<string, string | null>> {

@@ -38,6 +38,8 @@ function sandbox(platform: "linux" | "darwin", options: { litellm?: boolean } = 
   for (const name of ["systemctl", "launchctl"]) {
     writeFileSync(join(bin, name), `#!/bin/sh\nexec '${process.execPath}' '${RECORDER}' ${name} "$@"\n`, { mode: 0o755 });
   }
+  // What install checks for the sandbox: user namespaces (MEMPROXY_FIXTURE_USERNS=1: not available).
+  writeFileSync(join(bin, "unshare"), `#!/bin/sh\n[ "$MEMPROXY_FIXTURE_USERNS" = 1 ] && { echo "unshare: write failed /proc/self/uid_map: Operation not permitted" >&2; exit 1; }\nexit 0\n`, { mode: 0o755 });
   const litellm = join(bin, "litellm");
   if (options.litellm !== false) writeFileSync(litellm, "#!/bin/sh\nexit 0\n", { mode: 0o755 });
   const vars: Record<string, string | undefined> = { PATH: `${bin}:/usr/bin:/bin`, HOME: home, MEMPROXY_FIXTURE_CALLS: callsFile };
@@ -191,6 +193,24 @@ describe("service install on Linux (systemd user unit)", () => {
     expect(score).toBeLessThanOrEqual(2.0);
   });
 
+  test.skipIf(!SYSTEMD_ANALYZE)("without user namespaces, the settings that need one are left out, with a warning; the rest still verifies and rates 6.5 at most", async () => {
+    const s = sandbox("linux");
+    s.vars.MEMPROXY_FIXTURE_USERNS = "1";
+    expect(await s.run("install")).toBe(0);
+    expect(s.err).toContain("your user cannot create user namespaces here ('unshare --user --map-root-user --mount true' failed: unshare: write failed");
+    expect(s.err).toContain("kernel.apparmor_restrict_unprivileged_userns=0");
+    const f = linuxFiles(s.home);
+    const unit = readFileSync(f.unit, "utf8");
+    for (const setting of ["PrivateUsers=true", "ProtectSystem=strict", "ProtectHome=read-only", "PrivateTmp=true", "CapabilityBoundingSet=", "ProtectClock=true"]) {
+      expect(unit).toContain(`\n#${setting}\n`);
+    }
+    for (const setting of ["NoNewPrivileges=true", "SystemCallFilter=@system-service", "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX"]) expect(unit).toContain(`\n${setting}\n`);
+    expect(unit).toContain("# --- left out: user namespaces were not available at install");
+    expect(await systemdVerify(f.unit, s.root)).toBe("");
+    const r = await systemdAnalyze(["security", "--offline=yes", "--threshold=20", f.unit], s.root);
+    expect(Number(/Overall exposure level for memproxy\.service: ([\d.]+)/.exec(r.output)?.[1])).toBeLessThanOrEqual(6.5);
+  });
+
   test("a reinstall keeps an edited config and env file, rewrites the unit and restarts", async () => {
     const s = sandbox("linux");
     expect(await s.run("install")).toBe(0);
@@ -304,6 +324,7 @@ describe("service install on Linux (systemd user unit)", () => {
     expect(await s.run("install", "--dry-run")).toBe(0);
     const f = linuxFiles(s.home);
     const shown = s.out;
+    expect(shown).toContain("checked: unshare --user --map-root-user --mount true: user namespaces available\n");
     expect(shown).toContain(`would write the config (memproxy and LiteLLM): ${f.config} (mode 644)`);
     expect(shown).toContain(`would write the file for API keys (NAME=value lines, mode 600): ${f.envFile} (mode 600)`);
     expect(shown).toContain("    LITELLM_MASTER_KEY=<generated>\n");

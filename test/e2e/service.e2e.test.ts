@@ -75,8 +75,8 @@ describe.skipIf(missing.length > 0)("memproxy service under a real systemd user 
   let logRead = 0;
 
   /** Runs `argv` as the user, inside the manager's namespaces. */
-  async function asUser(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    const env = [`HOME=${HOME}`, `XDG_RUNTIME_DIR=/run/user/${UID}`, `PATH=${USER_PATH}`];
+  async function asUser(argv: string[], path = USER_PATH): Promise<{ code: number; stdout: string; stderr: string }> {
+    const env = [`HOME=${HOME}`, `XDG_RUNTIME_DIR=/run/user/${UID}`, `PATH=${path}`];
     return run(["nsenter", "-t", String(manager.proc.pid), "-m", "-n", "--wd", "--", "setpriv", "--reuid", String(UID), "--regid", String(UID), "--clear-groups", "env", "-i", ...env, ...argv]);
   }
   /** One request from inside the network namespace (memproxy listens on its 127.0.0.1). */
@@ -215,7 +215,7 @@ describe.skipIf(missing.length > 0)("memproxy service under a real systemd user 
     const pick = (o: Record<string, string | null | undefined>) => Object.fromEntries(names.map((n) => [n, o[n]]));
     expect(pick(environ)).toEqual(expected);
     expect(pick(parseEnvFile(readFileSync(inside(ENV_FILE), "utf8")).vars)).toEqual(expected);
-    const wrapper = /<string>-c<\/string>\s*<string>([^<]*)<\/string>/.exec(renderLaunchdPlist({ argv: ["x"], path: "/bin", envFile: "/e" }, "/l"))![1]!;
+    const wrapper = /<string>-c<\/string>\s*<string>([^<]*)<\/string>/.exec(renderLaunchdPlist({ argv: ["x"], path: "/bin", envFile: "/e", userNamespaces: false }, "/l"))![1]!;
     const sh = await run(["/bin/sh", "-c", wrapper, inside(ENV_FILE), process.execPath, join(SUPPORT, "service-env-fixture.ts")], { PATH: "/usr/bin:/bin", MEMPROXY_FIXTURE_PRINT: names.join(",") });
     expect(JSON.parse(sh.stdout).env).toEqual(expected);
     // Only the unit's PATH: memproxy's folder, LiteLLM's, the system's.
@@ -270,6 +270,24 @@ describe.skipIf(missing.length > 0)("memproxy service under a real systemd user 
     expect(await mainPid()).toBe(0);
     const status = await asUser([BIN, "service", "status"]);
     expect(status.code).toBe(4);
+  });
+
+  test("where user namespaces are not available, install writes the unit with its system-call filters only, and it runs", async () => {
+    // A user whose unshare fails, as on Ubuntu 24.04 (kernel.apparmor_restrict_unprivileged_userns=1).
+    writeAsUser(`${HOME}/no-userns/unshare`, "#!/bin/sh\necho 'unshare: write failed /proc/self/uid_map: Operation not permitted' >&2\nexit 1\n", 0o755);
+    writeAsUser(`${HOME}/plain.yaml`, "litellm_backend_url: http://127.0.0.1:9\n");
+    const install = await asUser([BIN, "service", "install", "--config", `${HOME}/plain.yaml`], `${HOME}/no-userns:${USER_PATH}`);
+    expect(install.code).toBe(0);
+    expect(install.stderr).toContain("your user cannot create user namespaces here");
+    const status = await asUser([BIN, "service", "status"]);
+    const pid = await mainPid();
+    expect(status.stdout).toContain(`the service's memproxy (pid ${pid})`);
+    const proc = readFileSync(`/proc/${pid}/status`, "utf8");
+    expect(proc).toMatch(/^NoNewPrivs:\s+1$/m);
+    expect(proc).toMatch(/^Seccomp:\s+2$/m);
+    // No user namespace, and the file system as it is.
+    expect(readFileSync(`/proc/${pid}/uid_map`, "utf8").trim().split(/\s+/)).toEqual(["0", "0", "4294967295"]);
+    expect(await asUser([BIN, "service", "uninstall"])).toMatchObject({ code: 0 });
   });
 });
 
