@@ -9,6 +9,7 @@ import { parse, stringify } from "yaml";
 import { DEFAULT_CONFIG_TEXT, parseConfig } from "../../src/config.ts";
 import { runDoctor } from "../../src/doctor.ts";
 import { analyzeChain, parseLitellmYaml } from "../../src/litellm-config.ts";
+import { memoryOutcome } from "../../src/memory.ts";
 import { startFakeProvider, type FakeProvider } from "../support/fake-provider.ts";
 import { startFakeSupermemory, type FakeSupermemory } from "../support/fake-supermemory.ts";
 import { parsePrometheus, sampleValue } from "../support/prometheus.ts";
@@ -577,6 +578,8 @@ for (const forwarding of ["global", "model-groups"] as const) {
           const back = res.headers.get("llm_provider-x-supermemory-conversation-id");
           if (litellmPassesHeadersBack(a, stream)) expect(back).toBe(call.conversationId);
           else expect(back).toBeNull();
+          // What memproxy reads from that answer: memory used, or (where LiteLLM passes nothing back) cannot tell.
+          expect(memoryOutcome(res.headers)?.state ?? null).toBe(litellmPassesHeadersBack(a, stream) ? "used" : null);
         });
       }
     }
@@ -657,6 +660,25 @@ describe.skipIf(Boolean(missing))("the memory chain: what memproxy hears back (g
     expect(res!.headers.get("llm_provider-x-supermemory-conversation-id")).toStartWith("conv_fake_");
     expect(res!.headers.get("llm_provider-x-supermemory-context-modified")).toBe("false");
     expect(res!.headers.get("llm_provider-x-supermemory-chunks-retrieved")).toBe("0");
+  });
+
+  test("memoryOutcome on each route: error and absent read from the real LiteLLM's answers; null where it passes nothing back", async () => {
+    try {
+      for (const mode of ["fail", "bare"] as const) {
+        c!.sm.mode = mode;
+        for (const a of ASKS) {
+          for (const stream of [false, true]) {
+            const res = await ask(c!.url, a, `outcome ${crypto.randomUUID()}`, stream);
+            expect(res.status).toBe(200);
+            await res.arrayBuffer();
+            const expected = !litellmPassesHeadersBack(a, stream) ? null : mode === "fail" ? "error" : "absent";
+            expect({ mode, ask: label(a, stream), state: memoryOutcome(res.headers)?.state ?? null }).toEqual({ mode, ask: label(a, stream), state: expected });
+          }
+        }
+      }
+    } finally {
+      c!.sm.mode = "memory";
+    }
   });
 
   test("LiteLLM 1.108.7 cannot add a model at run time without a database (why doctor starts its own LiteLLM)", async () => {
