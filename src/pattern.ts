@@ -249,8 +249,8 @@ const F_I = 1, F_M = 2, F_S = 4, F_X = 8, F_A = 16, F_U = 32, F_T = 64, F_L = 12
 const FLAG_BITS: Record<string, number> = { i: F_I, L: F_L, m: F_M, s: F_S, x: F_X, a: F_A, t: F_T, u: F_U };
 const TYPE_FLAGS = F_A | F_L | F_U;
 const MAXREPEAT = 4294967295;
-/** Deeper nesting is refused (Python itself fails with RecursionError a little deeper). */
-const MAX_NESTING = 200;
+/** Deeper nesting is refused (Python 3.11 fails with RecursionError at about 500). */
+const MAX_NESTING = 400;
 const SPECIAL = new Set(".\\[{()*+?^$|");
 const REPEAT_CHARS = new Set("*+?{");
 const DIGITS = new Set("0123456789");
@@ -453,7 +453,9 @@ function formatError(err: PatternError, pattern: string): string {
 }
 
 function parseSub(src: Source, st: ParseState, verbose: boolean, nested: number, flags: number): Node {
-  if (nested > 2 * MAX_NESTING) throw new PatternError(`too many nested groups (more than ${MAX_NESTING})`);
+  if (nested > 2 * MAX_NESTING) {
+    throw new PatternError(`groups nested more than ${MAX_NESTING} deep are not supported: simplify the pattern`);
+  }
   const items: Node[] = [];
   for (;;) {
     items.push(parseSeq(src, st, verbose, nested + 1, nested === 0 && items.length === 0, flags));
@@ -1374,6 +1376,17 @@ class Automaton {
       }
       if (seen[id] === gen) continue;
       seen[id] = gen;
+      if (op[id] === OP_CHAR) {
+        // most threads wait on a character: no closure to follow
+        if (!atEnd && member[y[id]! * classes + k]) {
+          const w = x[id]!;
+          if (outSeen[w] !== gen) {
+            outSeen[w] = gen;
+            out[outLen++] = w;
+          }
+        }
+        continue;
+      }
       let sp = 0;
       stack[sp++] = id;
       while (sp > 0) {
