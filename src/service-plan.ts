@@ -56,7 +56,7 @@ export async function carryOut(steps: Step[], run: (argv: string[]) => Promise<R
   for (const s of steps) {
     try {
       if (s.kind === "write") {
-        const before = await readIfExists(s.path);
+        const before = await readText(s.path);
         const created = await makeDirs(dirname(s.path));
         await Bun.write(s.path, s.text);
         await chmod(s.path, s.mode);
@@ -141,7 +141,8 @@ async function makeDirs(dir: string): Promise<string[]> {
   return missing;
 }
 
-async function readIfExists(path: string): Promise<string | undefined> {
+/** The text of the file at `path`; undefined when there is none. */
+export async function readText(path: string): Promise<string | undefined> {
   const f = Bun.file(path);
   return (await f.exists()) ? f.text() : undefined;
 }

@@ -118,3 +118,9 @@ export function servicePath(program: string[], litellm: string | undefined): str
   const dirs = [dirname(program[0]!), ...(litellm ? [dirname(litellm)] : []), ...SYSTEM_PATH];
   return [...new Set(dirs)].join(":");
 }
+
+/** The variables a service gets from its manager besides the env file (PATH: the unit's system part). */
+export function serviceVars(env: ServiceEnv): Record<string, string | undefined> {
+  const { HOME, USER, LOGNAME } = env.vars;
+  return { HOME: HOME ?? env.home, USER, LOGNAME, PATH: SYSTEM_PATH.join(":") };
+}

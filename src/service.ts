@@ -6,12 +6,13 @@ import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError, parseConfig, type Config } from "./config.ts";
-import { ENDPOINTS } from "./endpoints.ts";
+import { urlOf } from "./address.ts";
 import { describeEnvProblems, parseEnvFile, setEnvVar } from "./service-env-file.ts";
 import { launchd } from "./service-launchd.ts";
-import { runTool, type ManagerState, type Platform, type ServiceEnv, type UnitSpec } from "./service-platform.ts";
-import { carryOut, exists, printSteps, ServiceError, shellQuote, type ServiceIO, type Step } from "./service-plan.ts";
-import { findLitellm, generateMasterKey, LITELLM_INSTALL_HINT, serviceConfigText, serviceEnvText, servicePath, SYSTEM_PATH, variablesUsed } from "./service-stack.ts";
+import { runTool, type Platform, type ServiceEnv, type UnitSpec } from "./service-platform.ts";
+import { carryOut, exists, printSteps, readText, ServiceError, shellQuote, type ServiceIO, type Step } from "./service-plan.ts";
+import { findLitellm, generateMasterKey, LITELLM_INSTALL_HINT, serviceConfigText, serviceEnvText, servicePath, serviceVars, variablesUsed } from "./service-stack.ts";
+import { serviceStatus } from "./service-status.ts";
 import { systemd } from "./service-systemd.ts";
 
 export type { ServiceEnv } from "./service-platform.ts";
@@ -88,7 +89,7 @@ export async function serviceCommand(args: string[], io: ServiceIO, env: Partial
       case "uninstall":
         return await uninstall(machine, platform, io, values["dry-run"] ?? false);
       case "status":
-        return await status(machine, platform, io);
+        return await serviceStatus(machine, platform, io);
       default:
         return usage(io, `unknown service command '${sub}' (expected install, uninstall or status)`);
     }
@@ -195,7 +196,7 @@ async function install(env: ServiceEnv, platform: Platform, io: ServiceIO, confi
   // service sees the env file, not this shell's variables, so the config is checked with what it will see.
   let config: Config;
   try {
-    config = parseConfig(configText, configPath, { ...serviceVars(env, SYSTEM_PATH.join(":")), ...vars });
+    config = parseConfig(configText, configPath, { ...serviceVars(env), ...vars });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     const hint = err.problems.some((p) => p.includes("environment variable"))
@@ -250,7 +251,7 @@ async function install(env: ServiceEnv, platform: Platform, io: ServiceIO, confi
   if (envBefore !== undefined) await warnIfReadableByOthers(layout.envFile, io);
   await carryOut(steps, run, io);
 
-  const listen = `http://${connectHost(config.listen.host)}:${config.listen.port}`;
+  const listen = urlOf(config.listen.host, config.listen.port);
   const lines = [
     `memproxy service installed and started: ${listen}`,
     `  ${`${platform.unitLabel}:`.padEnd(9)} ${layout.unitFile}`,
@@ -285,110 +286,6 @@ async function uninstall(env: ServiceEnv, platform: Platform, io: ServiceIO, dry
   return 0;
 }
 
-/** What answers at memproxy's address. */
-type Answer =
-  | { kind: "nothing"; error: string }
-  | { kind: "other"; status: number }
-  | { kind: "memproxy"; pid: number | undefined; health: string; problem: string | undefined };
-
-async function status(env: ServiceEnv, platform: Platform, io: ServiceIO): Promise<number> {
-  const { layout } = platform;
-  if (!(await exists(layout.unitFile))) {
-    io.out(`memproxy service is not installed (no ${layout.unitFile}). Install it with: memproxy service install\n`);
-    return 4;
-  }
-  const args = platform.programArgs(await Bun.file(layout.unitFile).text());
-  const at = args.indexOf("--config");
-  const configPath = at >= 0 ? args[at + 1] : undefined;
-  io.out(`${`${platform.unitLabel}:`.padEnd(10)} ${layout.unitFile}\n`);
-  io.out(`${"runs:".padEnd(10)} ${args.map(shellQuote).join(" ")}\n`);
-
-  const state: ManagerState = Bun.which(platform.tool, { PATH: env.vars.PATH ?? "" })
-    ? await platform.query((argv) => runTool(argv, env))
-    : { summary: `${platform.tool} is not on PATH: cannot ask ${platform.manager} about the service`, pid: null };
-  io.out(`${`${platform.manager}:`.padEnd(10)} ${state.summary}\n`);
-
-  const base = await listenUrl(env, layout.envFile, configPath);
-  if (typeof base !== "string") {
-    io.out(`cannot tell where memproxy listens: ${base.error}\n`);
-    return notServing(io, platform, state);
-  }
-  const answer = await probe(base);
-  const own = answer.kind === "memproxy" && state.pid !== null && answer.pid === state.pid;
-  if (own) {
-    io.out(`answering: ${base}: the service's memproxy (pid ${state.pid}), ${answer.health}\n`);
-    if (!answer.problem) return 0;
-    io.out(`not ready: ${answer.problem}\n`);
-    return notServing(io, platform, state);
-  }
-  const service = state.pid === null ? "the service is not running" : `the service runs (pid ${state.pid})`;
-  if (answer.kind === "nothing") io.out(`not answering: ${base}${ENDPOINTS.health} (${answer.error}); ${service}\n`);
-  else if (answer.kind === "other") io.out(`not memproxy: something else answers at ${base} (GET ${ENDPOINTS.health}: ${answer.status}); ${service}\n`);
-  else if (answer.pid === undefined) io.out(`not the service's: a memproxy that does not report its pid (an older version?) answers at ${base}; ${service}\n`);
-  else {
-    io.out(`not the service's: another memproxy answers at ${base}: pid ${answer.pid}${await commandOf(answer.pid, env)}; ${service}\n`);
-    io.out(`Stop that one (it holds the service's address), then: ${platform.restartCommand}\n`);
-  }
-  return notServing(io, platform, state);
-}
-
-function notServing(io: ServiceIO, platform: Platform, state: ManagerState): number {
-  if (state.details) io.out(`${state.details}\n`);
-  io.out(`See the logs: ${platform.logsHint}\n`);
-  return 3;
-}
-
-/** memproxy's base URL from the config in the unit, read with the env file's variables as the service reads it. */
-async function listenUrl(env: ServiceEnv, envPath: string, configPath: string | undefined): Promise<string | { error: string }> {
-  if (!configPath) return { error: "no --config in the unit" };
-  let config: Config;
-  try {
-    const envVars = parseEnvFile((await readText(envPath)) ?? "").vars;
-    config = parseConfig(await Bun.file(configPath).text(), configPath, { ...serviceVars(env, SYSTEM_PATH.join(":")), ...envVars });
-  } catch (err) {
-    return { error: err instanceof ConfigError ? err.problems.join("; ") : `${configPath}: ${(err as Error).message}` };
-  }
-  return `http://${connectHost(config.listen.host)}:${config.listen.port}`;
-}
-
-/** Asks GET /health who answers: memproxy reports its pid and state there. */
-async function probe(base: string): Promise<Answer> {
-  let res: Response;
-  try {
-    res = await fetch(`${base}${ENDPOINTS.health}`, { signal: AbortSignal.timeout(5000) });
-  } catch (err) {
-    return { kind: "nothing", error: (err as Error).message };
-  }
-  const body = (await res.json().catch(() => undefined)) as Record<string, any> | undefined;
-  if (!body || body.memory_proxy !== "up") return { kind: "other", status: res.status };
-  const pid = typeof body.pid === "number" ? body.pid : undefined;
-  const health = typeof body.status === "string" ? body.status : "unknown";
-  let problem: string | undefined;
-  if (health !== "healthy") {
-    const child = body.litellm as { state?: string; error?: string | null } | undefined;
-    const down = Array.isArray(body.backends) ? body.backends.filter((b: any) => b?.status !== "up").map((b: any) => `${b.url}${b.last_error ? ` (${b.last_error})` : ""}`) : [];
-    problem = [
-      `memproxy reports ${health}`,
-      child?.state && child.state !== "ready" ? `LiteLLM ${child.state}${child.error ? `: ${child.error}` : ""}` : "",
-      down.length ? `backend down: ${down.join(", ")}` : "",
-    ]
-      .filter(Boolean)
-      .join("; ");
-  }
-  return { kind: "memproxy", pid, health, problem };
-}
-
-/** The command line of process `pid`, when this machine shows it (" (memproxy --config ...)"), else "". */
-async function commandOf(pid: number, env: ServiceEnv): Promise<string> {
-  try {
-    const cmdline = await Bun.file(`/proc/${pid}/cmdline`).text();
-    return ` (${cmdline.split("\0").filter(Boolean).map(shellQuote).join(" ")})`;
-  } catch {
-    const r = await runTool(["ps", "-o", "command=", "-p", String(pid)], env);
-    return r.code === 0 && r.stdout.trim() ? ` (${r.stdout.trim()})` : "";
-  }
-}
-
 function emptyMessage(names: string[], envFile: string, platform: Platform): string {
   return (
     `Still empty in ${envFile}: ${names.join(", ")}.\n` +
@@ -414,23 +311,12 @@ async function readConfig(path: string, configDir: string): Promise<string> {
   }
 }
 
-async function readText(path: string): Promise<string | undefined> {
-  const f = Bun.file(path);
-  return (await f.exists()) ? f.text() : undefined;
-}
-
 function requireTool(env: ServiceEnv, platform: Platform, configPath: string): void {
   if (Bun.which(platform.tool, { PATH: env.vars.PATH ?? "" })) return;
   throw new ServiceError(
     `${platform.tool} was not found on PATH, so memproxy cannot be installed as a ${platform.manager} service here; nothing was changed. ` +
       `Run '${[...env.program, "--config", configPath].join(" ")}' under your own service manager instead.`,
   );
-}
-
-/** The variables a service gets from its manager besides the env file. */
-function serviceVars(env: ServiceEnv, path: string): Record<string, string | undefined> {
-  const { HOME, USER, LOGNAME } = env.vars;
-  return { HOME: HOME ?? env.home, USER, LOGNAME, PATH: path };
 }
 
 async function warnIfReadableByOthers(path: string, io: ServiceIO): Promise<void> {
@@ -445,11 +331,4 @@ function sourceNote(env: ServiceEnv): string {
     `note: memproxy runs from source here, so the service runs '${env.program.join(" ")}': it breaks if this checkout or ` +
     `this bun moves. For a lasting service, install the compiled binary (a release, or 'npm run build') and run its 'memproxy service install'.\n`
   );
-}
-
-function connectHost(host: string): string {
-  // A wildcard listener is reached on loopback.
-  if (host === "0.0.0.0" || host === "") return "127.0.0.1";
-  if (host === "::" || host === "[::]") return "[::1]";
-  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
 }

@@ -1,88 +1,19 @@
-// `memproxy service`: systemd and launchd units written into a temporary HOME, with stand-ins for systemctl/launchctl.
-import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+// `memproxy service install|uninstall`: systemd and launchd units written into a temporary HOME, with
+// stand-ins for systemctl/launchctl (support/service-sandbox.ts).
+import { describe, expect, test } from "bun:test";
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parse } from "yaml";
 import { DEFAULT_CONFIG_TEXT, parseConfig } from "../src/config.ts";
 import { analyzeChain, parseLitellmYaml } from "../src/litellm-config.ts";
 import { parseEnvFile } from "../src/service-env-file.ts";
-import { launchdProgramArgs, serviceCommand, systemdProgramArgs, type ServiceEnv } from "../src/service.ts";
-import { startBackend } from "./support/backend.ts";
-import { compiledBinary, startProxy } from "./support/memproxy.ts";
+import { launchdProgramArgs, serviceCommand, systemdProgramArgs } from "../src/service.ts";
+import { compiledBinary } from "./support/memproxy.ts";
+import { linuxFiles, macFiles, PROGRAM, sandbox } from "./support/service-sandbox.ts";
 
-const ROOT = join(import.meta.dir, "..");
-const RECORDER = join(import.meta.dir, "support", "service-recorder-fixture.ts");
 const ENV_PRINTER = join(import.meta.dir, "support", "service-env-fixture.ts");
-const PROGRAM = [process.execPath, join(ROOT, "src", "main.ts")];
 const SYSTEMD_ANALYZE = Bun.which("systemd-analyze");
 const KEYS = ["OPENAI_API_KEY", "SUPERMEMORY_API_KEY", "ANTHROPIC_API_KEY"];
-
-const roots: string[] = [];
-afterAll(() => {
-  for (const r of roots) rmSync(r, { recursive: true, force: true });
-});
-
-/**
- * A temporary HOME (its name has a space and a % to exercise quoting), a PATH whose systemctl/launchctl
- * record their calls, and (unless `litellm: false`) a `litellm` on that PATH.
- */
-function sandbox(platform: "linux" | "darwin", options: { litellm?: boolean } = {}) {
-  const root = mkdtempSync(join(tmpdir(), "memproxy-service-"));
-  roots.push(root);
-  const home = join(root, "home of %u");
-  const bin = join(root, "bin");
-  mkdirSync(home);
-  mkdirSync(bin);
-  const callsFile = join(root, "calls.jsonl");
-  for (const name of ["systemctl", "launchctl"]) {
-    writeFileSync(join(bin, name), `#!/bin/sh\nexec '${process.execPath}' '${RECORDER}' ${name} "$@"\n`, { mode: 0o755 });
-  }
-  // What install checks for the sandbox: user namespaces (MEMPROXY_FIXTURE_USERNS=1: not available).
-  writeFileSync(join(bin, "unshare"), `#!/bin/sh\n[ "$MEMPROXY_FIXTURE_USERNS" = 1 ] && { echo "unshare: write failed /proc/self/uid_map: Operation not permitted" >&2; exit 1; }\nexit 0\n`, { mode: 0o755 });
-  const litellm = join(bin, "litellm");
-  if (options.litellm !== false) writeFileSync(litellm, "#!/bin/sh\nexit 0\n", { mode: 0o755 });
-  const vars: Record<string, string | undefined> = { PATH: `${bin}:/usr/bin:/bin`, HOME: home, MEMPROXY_FIXTURE_CALLS: callsFile };
-  let out = "";
-  let err = "";
-  const io = { out: (t: string) => void (out += t), err: (t: string) => void (err += t) };
-  const env = (): Partial<ServiceEnv> => ({ platform, home, vars, uid: 501, program: PROGRAM, fromSource: false, cwd: root });
-  return {
-    root,
-    home,
-    bin,
-    litellm,
-    vars,
-    io,
-    run: (...args: string[]) => serviceCommand(args, io, env()),
-    calls: (): string[][] => (existsSync(callsFile) ? readFileSync(callsFile, "utf8").trim().split("\n").map((l) => JSON.parse(l)) : []),
-    get out() {
-      return out;
-    },
-    get err() {
-      return err;
-    },
-    reset() {
-      out = err = "";
-      rmSync(callsFile, { force: true });
-    },
-  };
-}
-
-const linuxFiles = (home: string) => {
-  const dir = join(home, ".config", "memproxy");
-  return { unit: join(home, ".config", "systemd", "user", "memproxy.service"), config: join(dir, "config.yaml"), envFile: join(dir, "memproxy.env") };
-};
-const macFiles = (home: string) => {
-  const dir = join(home, "Library", "Application Support", "memproxy");
-  return {
-    plist: join(home, "Library", "LaunchAgents", "local.memproxy.plist"),
-    rotatePlist: join(home, "Library", "LaunchAgents", "local.memproxy.logrotate.plist"),
-    config: join(dir, "config.yaml"),
-    envFile: join(dir, "memproxy.env"),
-    logDir: join(home, "Library", "Logs", "memproxy"),
-  };
-};
 
 /** Parses a property list with the platform's own parser (plutil on macOS, else Python's plistlib). */
 async function parsePlist(path: string): Promise<any> {
@@ -125,7 +56,7 @@ function shownFile(out: string, what: string): string {
 
 describe("service install on Linux (systemd user unit)", () => {
   test("a first install writes a config that starts LiteLLM with models through Supermemory, an env file with a generated master key, and the unit", async () => {
-    const s = sandbox("linux");
+    using s = sandbox("linux");
     s.vars.OPENAI_API_KEY = "sk-from-the-shell-never-in-a-unit";
     expect(await s.run("install")).toBe(0);
     const f = linuxFiles(s.home);
@@ -178,14 +109,14 @@ describe("service install on Linux (systemd user unit)", () => {
   });
 
   test.skipIf(!SYSTEMD_ANALYZE)("the unit passes systemd-analyze verify", async () => {
-    const s = sandbox("linux");
+    using s = sandbox("linux");
     expect(await s.run("install")).toBe(0);
     expect(await systemdVerify(linuxFiles(s.home).unit, s.root)).toBe("");
   });
 
   // Before the sandbox, the unit rated 9.4 UNSAFE. MemoryDenyWriteExecute= (0.1) is left out on purpose: it turns off Bun's JIT.
   test.skipIf(!SYSTEMD_ANALYZE)("systemd-analyze security rates the unit's exposure at most 2.0 (OK)", async () => {
-    const s = sandbox("linux");
+    using s = sandbox("linux");
     expect(await s.run("install")).toBe(0);
     const r = await systemdAnalyze(["security", "--offline=yes", "--threshold=20", linuxFiles(s.home).unit], s.root);
     const score = Number(/Overall exposure level for memproxy\.service: ([\d.]+)/.exec(r.output)?.[1]);
@@ -194,7 +125,7 @@ describe("service install on Linux (systemd user unit)", () => {
   });
 
   test.skipIf(!SYSTEMD_ANALYZE)("without user namespaces, the settings that need one are left out, with a warning; the rest still verifies and rates 6.5 at most", async () => {
-    const s = sandbox("linux");
+    using s = sandbox("linux");
     s.vars.MEMPROXY_FIXTURE_USERNS = "1";
     expect(await s.run("install")).toBe(0);
     expect(s.err).toContain("your user cannot create user namespaces here ('unshare --user --map-root-user --mount true' failed: unshare: write failed");
@@ -212,7 +143,7 @@ describe("service install on Linux (systemd user unit)", () => {
   });
 
   test("a reinstall keeps an edited config and env file, rewrites the unit and restarts", async () => {
-    const s = sandbox("linux");
+    using s = sandbox("linux");
     expect(await s.run("install")).toBe(0);
     const f = linuxFiles(s.home);
     writeFileSync(f.config, "memproxy:\n  listen:\n    port: 9999\n");
@@ -231,7 +162,7 @@ describe("service install on Linux (systemd user unit)", () => {
   });
 
   test("an env file without LITELLM_MASTER_KEY gets one generated, its other lines kept; an existing key is kept", async () => {
-    const s = sandbox("linux");
+    using s = sandbox("linux");
     const f = linuxFiles(s.home);
     mkdirSync(dirname(f.envFile), { recursive: true });
     writeFileSync(f.envFile, "# mine\nOPENAI_API_KEY=sk-mine\nLITELLM_MASTER_KEY=\n", { mode: 0o600 });
@@ -251,7 +182,7 @@ describe("service install on Linux (systemd user unit)", () => {
   });
 
   test("an env file systemd and sh would read differently is refused, line by line, and nothing is written", async () => {
-    const s = sandbox("linux");
+    using s = sandbox("linux");
     const f = linuxFiles(s.home);
     mkdirSync(dirname(f.envFile), { recursive: true });
     writeFileSync(f.envFile, "OPENAI_API_KEY=sk a b\nexport X=1\nY=\"a$b\"\n", { mode: 0o600 });
@@ -265,7 +196,7 @@ describe("service install on Linux (systemd user unit)", () => {
   });
 
   test("an env file others can read gets a warning with the chmod to run", async () => {
-    const s = sandbox("linux");
+    using s = sandbox("linux");
     const f = linuxFiles(s.home);
     mkdirSync(join(s.home, ".config", "memproxy"), { recursive: true });
     writeFileSync(f.envFile, "OPENAI_API_KEY=sk-x\nLITELLM_MASTER_KEY=sk-0123456789abcdef0123456789abcdef\n");
@@ -276,7 +207,7 @@ describe("service install on Linux (systemd user unit)", () => {
   });
 
   test("XDG_CONFIG_HOME places the config and the unit", async () => {
-    const s = sandbox("linux");
+    using s = sandbox("linux");
     const xdg = join(s.root, "xdg");
     s.vars.XDG_CONFIG_HOME = xdg;
     expect(await s.run("install")).toBe(0);
@@ -286,7 +217,7 @@ describe("service install on Linux (systemd user unit)", () => {
   });
 
   test("--config FILE is resolved, validated with the env file's variables, and referenced, not copied", async () => {
-    const s = sandbox("linux");
+    using s = sandbox("linux");
     const f = linuxFiles(s.home);
     mkdirSync(join(s.home, ".config", "memproxy"), { recursive: true });
     writeFileSync(f.envFile, "MEMPROXY_PORT=8999\n", { mode: 0o600 });
@@ -300,7 +231,7 @@ describe("service install on Linux (systemd user unit)", () => {
   });
 
   test("an invalid or missing --config installs nothing and says why", async () => {
-    const s = sandbox("linux");
+    using s = sandbox("linux");
     writeFileSync(join(s.root, "bad.yaml"), "memproxy:\n  listen:\n    port: 70000\n");
     expect(await s.run("install", "--config", "bad.yaml")).toBe(1);
     expect(s.err).toContain(`${join(s.root, "bad.yaml")}: memproxy.listen.port: must be at most 65535`);
@@ -320,7 +251,7 @@ describe("service install on Linux (systemd user unit)", () => {
   });
 
   test("--dry-run prints every file in full (the generated key as <generated>) and every command, and writes and runs nothing", async () => {
-    const s = sandbox("linux");
+    using s = sandbox("linux");
     expect(await s.run("install", "--dry-run")).toBe(0);
     const f = linuxFiles(s.home);
     const shown = s.out;
@@ -343,7 +274,7 @@ describe("service install on Linux (systemd user unit)", () => {
   });
 
   test("--dry-run shows an existing env file it rewrites with every value redacted", async () => {
-    const s = sandbox("linux");
+    using s = sandbox("linux");
     const f = linuxFiles(s.home);
     mkdirSync(dirname(f.envFile), { recursive: true });
     writeFileSync(f.envFile, "OPENAI_API_KEY=sk-secret-value\n", { mode: 0o600 });
@@ -353,7 +284,7 @@ describe("service install on Linux (systemd user unit)", () => {
   });
 
   test("without litellm installed, install says how to install it and writes `litellm` for the command", async () => {
-    const s = sandbox("linux", { litellm: false });
+    using s = sandbox("linux", { litellm: false });
     expect(await s.run("install")).toBe(0);
     expect(s.err).toContain("'litellm' was not found");
     expect(s.err).toContain("pip install 'litellm[proxy]'");
@@ -362,7 +293,7 @@ describe("service install on Linux (systemd user unit)", () => {
   });
 
   test("a pyenv shim is resolved to the real litellm, and memproxy's cache is searched, newest version first", async () => {
-    const s = sandbox("linux", { litellm: false });
+    using s = sandbox("linux", { litellm: false });
     const shims = join(s.root, "pyenv", "shims");
     const real = join(s.root, "pyenv", "versions", "3.12.1", "bin", "litellm");
     mkdirSync(shims, { recursive: true });
@@ -378,7 +309,7 @@ describe("service install on Linux (systemd user unit)", () => {
     expect(s.out).toContain(`with PATH=${dirname(process.execPath)}:${dirname(real)}:/usr/local/bin:/usr/bin:/bin`);
     expect(s.out).not.toContain(shims);
 
-    const t = sandbox("linux", { litellm: false });
+    using t = sandbox("linux", { litellm: false });
     for (const v of ["1.9.0", "1.108.7", "1.10.2"]) {
       mkdirSync(join(t.home, ".cache", "memproxy", `litellm-${v}`, "venv", "bin"), { recursive: true });
       writeFileSync(join(t.home, ".cache", "memproxy", `litellm-${v}`, "venv", "bin", "litellm"), "#!/bin/sh\n", { mode: 0o755 });
@@ -388,13 +319,13 @@ describe("service install on Linux (systemd user unit)", () => {
   });
 
   test("paths under /tmp get a warning: the service has a private /tmp", async () => {
-    const s = sandbox("linux");
+    using s = sandbox("linux");
     expect(await s.run("install", "--dry-run")).toBe(0);
     expect(s.out).toContain(`warning: ${linuxFiles(s.home).config} is under /tmp, which the service does not see`);
   });
 
   test("without systemctl on PATH nothing is written, and the message says how to run memproxy instead", async () => {
-    const s = sandbox("linux");
+    using s = sandbox("linux");
     s.vars.PATH = join(s.root, "empty");
     expect(await s.run("install")).toBe(1);
     expect(s.err).toContain("systemctl was not found on PATH");
@@ -403,7 +334,7 @@ describe("service install on Linux (systemd user unit)", () => {
   });
 
   test("without a systemd user manager, install fails, says what to do, and removes everything it wrote", async () => {
-    const s = sandbox("linux");
+    using s = sandbox("linux");
     s.vars.MEMPROXY_FIXTURE_FAIL = "daemon-reload";
     expect(await s.run("install")).toBe(1);
     expect(s.err).toContain("'systemctl --user daemon-reload' failed (exit 1): Failed to connect to bus");
@@ -415,7 +346,7 @@ describe("service install on Linux (systemd user unit)", () => {
   });
 
   test("a failed restart undoes the enable and the files, then reloads systemd; what cannot be undone is listed", async () => {
-    const s = sandbox("linux");
+    using s = sandbox("linux");
     s.vars.MEMPROXY_FIXTURE_FAIL = "restart";
     expect(await s.run("install")).toBe(1);
     expect(s.calls()).toEqual([
@@ -428,7 +359,7 @@ describe("service install on Linux (systemd user unit)", () => {
     expect(existsSync(join(s.home, ".config"))).toBe(false);
 
     // A reinstall whose restart fails gets the previous unit back; an undo that fails is listed with its command.
-    const t = sandbox("linux");
+    using t = sandbox("linux");
     expect(await t.run("install")).toBe(0);
     const f = linuxFiles(t.home);
     writeFileSync(f.unit, "# the previous unit\n");
@@ -438,7 +369,7 @@ describe("service install on Linux (systemd user unit)", () => {
     expect(existsSync(f.config) && existsSync(f.envFile)).toBe(true);
     expect(t.err).toContain("The previous unit is back in place");
 
-    const u = sandbox("linux");
+    using u = sandbox("linux");
     u.vars.MEMPROXY_FIXTURE_FAIL = "restart,disable";
     expect(await u.run("install")).toBe(1);
     expect(u.err).toContain("Could not undo everything; left behind, to remove by hand:\n  systemctl --user disable memproxy.service    # failed: Failed to connect to bus");
@@ -447,7 +378,7 @@ describe("service install on Linux (systemd user unit)", () => {
 
 describe("service install on macOS (launchd agent)", () => {
   test("writes a property list that parses, with restart on failure, logs in ~/Library/Logs and no keys in it", async () => {
-    const s = sandbox("darwin");
+    using s = sandbox("darwin");
     s.vars.OPENAI_API_KEY = "sk-from-the-shell-never-in-a-plist";
     expect(await s.run("install")).toBe(0);
     const f = macFiles(s.home);
@@ -489,7 +420,7 @@ describe("service install on macOS (launchd agent)", () => {
   });
 
   test("the agent's command loads the env file (values with $, quotes and spaces) and runs memproxy with the config", async () => {
-    const s = sandbox("darwin");
+    using s = sandbox("darwin");
     const f = macFiles(s.home);
     mkdirSync(dirname(f.envFile), { recursive: true });
     const values = { OPENAI_API_KEY: "sk-loaded-from-env-file", TRICKY: `a $HOME "b" it's \\ \`c\``, LITELLM_MASTER_KEY: "sk-0123456789abcdef0123456789abcdef" };
@@ -508,7 +439,7 @@ describe("service install on macOS (launchd agent)", () => {
   });
 
   test("the rotation agent's script copies a log over the limit to <file>.1 and empties it, and an appending writer goes on at its start", async () => {
-    const s = sandbox("darwin");
+    using s = sandbox("darwin");
     expect(await s.run("install")).toBe(0);
     const f = macFiles(s.home);
     const log = join(f.logDir, "memproxy.log");
@@ -546,127 +477,9 @@ describe("service install on macOS (launchd agent)", () => {
   });
 });
 
-/** A /health endpoint answering `body`, as memproxy (or something else) would. */
-function healthServer(body: unknown, status = 200) {
-  return startBackend(() => Response.json(body, { status }));
-}
-const healthy = (pid: number) => ({ status: "healthy", memory_proxy: "up", pid, litellm: { state: "ready", pid: 1, error: null }, backends: [] });
-
-describe("service status", () => {
-  /** A Linux sandbox with the unit installed for a config listening on `port`, systemd reporting main PID `pid`. */
-  async function installed(port: number, pid: number) {
-    const s = sandbox("linux");
-    writeFileSync(join(s.root, "c.yaml"), `memproxy:\n  listen:\n    port: ${port}\n`);
-    expect(await s.run("install", "--config", "c.yaml")).toBe(0);
-    s.vars.MEMPROXY_FIXTURE_MAINPID = String(pid);
-    s.reset();
-    return s;
-  }
-
-  test("not installed: exit 4", async () => {
-    const s = sandbox("linux");
-    expect(await s.run("status")).toBe(4);
-    expect(s.out).toContain("not installed");
-  });
-
-  test("the service's own memproxy answers and is healthy: exit 0, with the PID systemd reports", async () => {
-    await using health = healthServer(healthy(31337));
-    const s = await installed(health.port, 31337);
-    expect(await s.run("status")).toBe(0);
-    expect(s.out).toContain("systemd:   active (running), main PID 31337");
-    expect(s.out).toContain(`answering: http://127.0.0.1:${health.port}: the service's memproxy (pid 31337), healthy`);
-    expect(health.received.map((r) => `${r.method} ${r.path}`)).toEqual(["GET /health"]);
-    expect(s.calls()).toEqual([["systemctl", "--user", "show", "memproxy.service", "-p", "MainPID", "-p", "ActiveState", "-p", "SubState", "-p", "Result", "-p", "NRestarts"]]);
-  });
-
-  test("another memproxy answers while the service is not running: exit 3, naming the process that answers", async () => {
-    await using health = healthServer(healthy(process.pid));
-    const s = await installed(health.port, 0);
-    expect(await s.run("status")).toBe(3);
-    expect(s.out).toContain("systemd:   activating (auto-restart), last result: exit-code, restarted 7 times");
-    expect(s.out).toContain(`not the service's: another memproxy answers at http://127.0.0.1:${health.port}: pid ${process.pid} (`);
-    // Its command line (read from /proc on Linux) says what it is.
-    if (existsSync("/proc/self/cmdline")) expect(s.out).toContain(`pid ${process.pid} (${readFileSync("/proc/self/cmdline", "utf8").split("\0")[0]}`);
-    expect(s.out).toContain("the service is not running");
-    expect(s.out).toContain("Stop that one (it holds the service's address), then: systemctl --user restart memproxy");
-    // systemd's own status lines come with it.
-    expect(s.out).toContain("Active: activating (auto-restart)");
-  });
-
-  test("another memproxy answers while the service runs under another PID: exit 3", async () => {
-    await using health = healthServer(healthy(process.pid));
-    const s = await installed(health.port, 4242);
-    expect(await s.run("status")).toBe(3);
-    expect(s.out).toContain(`pid ${process.pid}`);
-    expect(s.out).toContain("the service runs (pid 4242)");
-  });
-
-  test("the service's memproxy answers but is not ready: exit 3 with LiteLLM's state", async () => {
-    await using health = healthServer({ ...healthy(31337), status: "degraded", litellm: { state: "failed", error: "LiteLLM exited during start-up" } });
-    const s = await installed(health.port, 31337);
-    expect(await s.run("status")).toBe(3);
-    expect(s.out).toContain("not ready: memproxy reports degraded; LiteLLM failed: LiteLLM exited during start-up");
-  });
-
-  test("a memproxy without a pid, or something that is not memproxy, answers: exit 3", async () => {
-    const { pid: _, ...noPid } = healthy(1);
-    await using old = healthServer(noPid);
-    const s = await installed(old.port, 31337);
-    expect(await s.run("status")).toBe(3);
-    expect(s.out).toContain("a memproxy that does not report its pid");
-
-    await using other = healthServer({ error: "not found" }, 404);
-    const t = await installed(other.port, 31337);
-    expect(await t.run("status")).toBe(3);
-    expect(t.out).toContain(`not memproxy: something else answers at http://127.0.0.1:${other.port} (GET /health: 404)`);
-  });
-
-  test("nothing answers: exit 3, with where it looked and the logs command", async () => {
-    const health = healthServer(healthy(1));
-    const port = health.port;
-    await health.stop();
-    const s = await installed(port, 0);
-    expect(await s.run("status")).toBe(3);
-    expect(s.out).toContain(`not answering: http://127.0.0.1:${port}/health (`);
-    expect(s.out).toContain("See the logs: journalctl --user -u memproxy -f");
-  });
-
-  test("a real memproxy answers with its own PID (/health reports it), healthy with its backend up, degraded without", async () => {
-    await using backend = startBackend();
-    await using proxy = startProxy(`litellm_backend_url: ${backend.url}\n`);
-    const s = await installed(proxy.port, process.pid);
-    expect(await s.run("status")).toBe(0);
-    expect(s.out).toContain(`the service's memproxy (pid ${process.pid}), healthy`);
-
-    await backend.stop();
-    s.reset();
-    expect(await s.run("status")).toBe(3);
-    expect(s.out).toContain(`the service's memproxy (pid ${process.pid}), degraded`);
-    expect(s.out).toContain(`not ready: memproxy reports degraded; backend down: ${backend.url}`);
-  });
-
-  test("on macOS, launchd's pid is compared", async () => {
-    await using health = healthServer(healthy(4242));
-    const s = sandbox("darwin");
-    writeFileSync(join(s.root, "c.yaml"), `memproxy:\n  listen:\n    port: ${health.port}\n`);
-    expect(await s.run("install", "--config", "c.yaml")).toBe(0);
-    s.reset();
-    expect(await s.run("status")).toBe(0);
-    expect(s.out).toContain("launchd:   state running, pid 4242, last exit code (never exited)");
-    expect(s.out).toContain("the service's memproxy (pid 4242)");
-    expect(s.calls()).toEqual([["launchctl", "print", "gui/501/local.memproxy"]]);
-
-    s.vars.MEMPROXY_FIXTURE_MAINPID = "0";
-    s.reset();
-    expect(await s.run("status")).toBe(3);
-    expect(s.out).toContain("launchd:   state waiting");
-    expect(s.out).toContain("the service is not running");
-  });
-});
-
 describe("service uninstall", () => {
   test("stops and removes the unit and keeps the config and the env file", async () => {
-    const s = sandbox("linux");
+    using s = sandbox("linux");
     expect(await s.run("install")).toBe(0);
     const f = linuxFiles(s.home);
     s.reset();
@@ -688,7 +501,7 @@ describe("service uninstall", () => {
   });
 
   test("on macOS boots both agents out and removes their plists", async () => {
-    const s = sandbox("darwin");
+    using s = sandbox("darwin");
     expect(await s.run("install")).toBe(0);
     s.reset();
     expect(await s.run("uninstall")).toBe(0);
@@ -701,7 +514,7 @@ describe("service uninstall", () => {
   });
 
   test("usage errors and unsupported platforms", async () => {
-    const s = sandbox("linux");
+    using s = sandbox("linux");
     expect(await s.run()).toBe(2);
     expect(await s.run("restart")).toBe(2);
     expect(s.err).toContain("unknown service command 'restart'");
@@ -714,7 +527,7 @@ describe("service uninstall", () => {
 describe("service through the compiled binary (needs `service` wired in src/cli.ts)", () => {
   test("install writes a unit whose ExecStart is the binary itself; a failed install prints no stack", async () => {
     const binary = await compiledBinary();
-    const s = sandbox("linux");
+    using s = sandbox("linux");
     const run = async (args: string[], extra: Record<string, string> = {}) => {
       const proc = Bun.spawn([binary, ...args], {
         cwd: s.root,
