@@ -1,13 +1,18 @@
 // The command line: a thin shell over the library. Only this file reads argv, handles signals and exits.
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { urlOf } from "./address.ts";
 import { startApp, type App } from "./app.ts";
 import { ConfigError, loadConfig, parseConfig, readConfigText, USER_ID_RULE, type Config, type ConfigOverride } from "./config.ts";
+import { runDoctor } from "./doctor.ts";
+import { chainOf, chainProblemLines, parseLitellmYaml, type ChainReport } from "./litellm-config.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { compilePattern } from "./pattern.ts";
 import { ConfigReloader } from "./reload.ts";
 import { routerFor } from "./router.ts";
 import { ListenError } from "./server.ts";
 import { serviceCommand } from "./service.ts";
+import { setupList, setupText } from "./setup.ts";
 import { SupervisorError } from "./supervisor.ts";
 import { BUILTIN_RULES } from "./tools.ts";
 import { VERSION, versionText } from "./version.ts";
@@ -18,6 +23,8 @@ Usage:
   memproxy [--config FILE] [--host H] [--port N] [--backend URL] [--spawn-litellm]
   memproxy check [--config FILE]
   memproxy explain [--config FILE] -H 'User-Agent: ...' [-H 'Name: value' ...]
+  memproxy setup [TOOL] [--config FILE]
+  memproxy doctor [--config FILE] [--no-live]
   memproxy service install [--config FILE] [--dry-run] | service uninstall | service status
   memproxy help | --help | --version
 
@@ -25,6 +32,9 @@ Commands:
   (none)     run the proxy (the embedded default config when --config is not given)
   check      validate a config and summarise it; exit 1 with the problems if invalid
   explain    print the routing decision the server would make for the given request headers
+  setup      print how to point a tool at this memproxy (without TOOL: the tools memproxy knows)
+  doctor     check the whole chain to Supermemory and print a checklist with a fix per line;
+             exit 1 when something would stop memory from working
   service    run memproxy in the background: a systemd user service (Linux) or a launchd agent (macOS)
   help       show this help
 
@@ -37,6 +47,7 @@ Options:
       --litellm-command PATH  the LiteLLM executable (default: litellm on PATH)
       --litellm-port N        the port LiteLLM listens on, on 127.0.0.1 (default 8765)
   -H, --header 'N: V' a request header, for explain (repeatable)
+      --no-live       doctor: skip the live check (a temporary LiteLLM that shows the id arriving)
   -h, --help          show this help
   -v, --version       print the version, commit, build date and Bun version
 `;
@@ -62,6 +73,7 @@ const OPTIONS = {
   "litellm-command": { type: "string" },
   "litellm-port": { type: "string" },
   header: { type: "string", short: "H", multiple: true },
+  "no-live": { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "v" },
 } as const;
@@ -86,7 +98,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
   if (values.help) return io.out(HELP), 0;
   if (values.version) return io.out(`${versionText()}\n`), 0;
   const [command = "run", ...rest] = positionals;
-  if (rest.length) return usage(io, `unexpected argument '${rest[0]}'`);
+  if (rest.length > (command === "setup" ? 1 : 0)) return usage(io, `unexpected argument '${rest.at(-1)}'`);
 
   try {
     switch (command) {
@@ -96,6 +108,12 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         return check(await loadConfig(values.config, process.env, overridesOf(values)), io);
       case "explain":
         return explain(await loadConfig(values.config, process.env, overridesOf(values)), values.header ?? [], io);
+      case "setup":
+        return setup(await loadConfig(values.config, process.env, overridesOf(values)), rest[0], io);
+      case "doctor": {
+        const config = await loadConfig(values.config, process.env, overridesOf(values));
+        return await runDoctor({ config, doc: parseLitellmYaml(config.text), out: (line) => io.out(`${line}\n`), live: !values["no-live"] });
+      }
       case "help":
         return io.out(HELP), 0;
       default:
@@ -188,6 +206,7 @@ async function run(values: Options, io: CliIO): Promise<number> {
     config: config.source,
   });
   for (const warning of config.warnings) logger.warn(warning);
+  warnChain(config, logger);
   void reportBackend(app, logger);
 
   const reloader = values.config
@@ -196,7 +215,10 @@ async function run(values: Options, io: CliIO): Promise<number> {
           path: values.config,
           parse: (text) => parseConfig(text, values.config!, process.env, overrides),
           running: () => app.server.config,
-          apply: (next) => app.reload(next),
+          apply: (next) => {
+            warnChain(next, logger);
+            return app.reload(next);
+          },
           failed: (problems) => app.server.reloadFailed(problems),
           logger,
           watch: config.reload.watch,
@@ -235,6 +257,20 @@ async function run(values: Options, io: CliIO): Promise<number> {
   return "error" in outcome || !clean ? 1 : 0;
 }
 
+/** The shared config's LiteLLM side, when memproxy can see it (the same report /health shows). */
+function chainReport(config: Config): ChainReport | undefined {
+  return chainOf(config, { ...process.env, ...config.litellm.env }, (path) => readFileSync(path, "utf8"));
+}
+
+/** Warns, with the exact lines to add, when LiteLLM would not pass the memory id on (or memory cannot work). */
+function warnChain(config: Config, logger: Logger): void {
+  const report = chainReport(config);
+  if (!report) return;
+  for (const line of chainProblemLines({ ...report, problems: report.problems.filter((p) => p.severity === "error") }, config.source)) {
+    logger.warn(line, { memory_id_forwarding: report.memory_id_forwarding });
+  }
+}
+
 /** Says once, at start, what answers at the backend: the first question of anyone whose requests fail. */
 async function reportBackend(app: App, logger: Logger): Promise<void> {
   if (app.supervisor) return; // the supervisor says when LiteLLM is ready
@@ -267,9 +303,29 @@ function check(config: Config, io: CliIO): number {
     `  access keys:      ${a.keys.length ? `${a.keys.length} (not shown); requests need one` : "none: requests need no key"}`,
     `  litellm:          ${config.litellm.spawn ? `started by memproxy on ${config.litellm.host}:${config.litellm.port}` : "not started by memproxy"}`,
     `  memory ids:       ${USER_ID_RULE}`,
+    ...chainLines(config),
     ...config.warnings.map((w) => `warning: ${w}`),
   ];
   io.out(lines.join("\n") + "\n");
+  return 0;
+}
+
+/** check's view of the LiteLLM side: whether the memory id reaches Supermemory, and what to fix. */
+function chainLines(config: Config): string[] {
+  const report = chainReport(config);
+  if (!report) return [`  memory id forwarding: unknown (LiteLLM's config is not in ${config.source}); run memproxy doctor`];
+  return [
+    `  memory id forwarding: ${report.memory_id_forwarding}${report.models_without_forwarding.length && report.memory_id_forwarding === "partial" ? ` (not for ${report.models_without_forwarding.join(", ")})` : ""}`,
+    `  LiteLLM models:   ${report.models.map((m) => `${m.model_name}${m.via_router ? " (via Supermemory)" : " (NOT via Supermemory)"}`).join(", ") || "none"}`,
+    ...chainProblemLines(report, config.source).map((l) => `warning: ${l}`),
+  ];
+}
+
+function setup(config: Config, tool: string | undefined, io: CliIO): number {
+  if (tool === undefined) return io.out(setupList()), 0;
+  const text = setupText(tool, { baseUrl: urlOf(config.listen.host, config.listen.port), customHeader: config.routing.custom_header });
+  if (text === undefined) throw new UsageError(`setup: no tool named '${tool}'; 'memproxy setup' lists the tools memproxy knows`);
+  io.out(text.endsWith("\n") ? text : `${text}\n`);
   return 0;
 }
 

@@ -294,6 +294,8 @@ export type Config = v.InferOutput<typeof ConfigSchema> & {
   readonly warnings: readonly string[];
   /** The whole document as written (LiteLLM's keys included, no substitution), for checks of the LiteLLM side. */
   readonly document: Readonly<Record<string, unknown>>;
+  /** The file's text (LiteLLM reads it with its own YAML rules). */
+  readonly text: string;
 };
 export type RoutingConfig = Config["routing"];
 export type PatternRuleConfig = RoutingConfig["header_patterns"][number];
@@ -430,7 +432,7 @@ export function parseConfig(text: string, source: string, env = process.env, ove
     }
   }
   if (lines.length || !result.success) throw new ConfigError(source, lines);
-  return { ...result.output, source, warnings: nearMisses(raw, source), document: raw };
+  return { ...result.output, source, warnings: nearMisses(raw, source), document: raw, text };
 }
 
 function parseYaml(text: string, source: string): Record<string, unknown> {

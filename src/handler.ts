@@ -8,12 +8,15 @@ import { ENDPOINTS } from "./endpoints.ts";
 import { errorBody, errorResponse, ProxyError } from "./errors.ts";
 import { redactedHeaders } from "./headers.ts";
 import { contentLength, requestHasBody } from "./http.ts";
+import type { ChainReport } from "./litellm-config.ts";
+import { conversationIdFrom } from "./memory.ts";
 import type { Exchange, Observation } from "./observe.ts";
 import { smallJsonBody } from "./request-model.ts";
 import { REQUEST_ID_HEADER } from "./request-id.ts";
 import { pathAndQuery } from "./request-target.ts";
 import type { Router, RoutingDecision, RoutingRejection } from "./router.ts";
 import type { SupervisorStatus } from "./supervisor.ts";
+import { UI_PATHS, type Ui } from "./ui.ts";
 import { VERSION } from "./version.ts";
 
 /** What lives as long as the server, whatever the configuration. */
@@ -23,6 +26,8 @@ export interface Services {
   readonly litellm?: () => Readonly<SupervisorStatus>;
   /** The last reload, for /health: null before the first. */
   readonly lastReload: () => Readonly<{ at: string; ok: boolean; problems?: string[] }> | null;
+  /** The status page. */
+  readonly ui: Ui;
 }
 
 /** Everything a request is served with; replaced whole on reload (a request keeps the one it started with). */
@@ -32,6 +37,8 @@ export interface State {
   readonly access: AccessCheck;
   readonly pool: BackendPool;
   readonly userIdHeaders: readonly string[];
+  /** The shared config's LiteLLM side, when memproxy can see it: does the memory id reach Supermemory? */
+  readonly chain: ChainReport | undefined;
   readonly services: Services;
 }
 
@@ -74,16 +81,27 @@ const OWN: ReadonlyMap<string, Endpoint> = new Map<string, Endpoint>([
   [ENDPOINTS.stats, { methods: GET, answer: (_req, s) => s.services.observation.statsResponse() }],
 ]);
 
-/** Whether memproxy answers `path` itself (its requests are observed as its own, not as traffic). */
-export function isOwnPath(path: string): boolean {
-  return OWN.has(path);
+const PAGE_PATHS: ReadonlySet<string> = new Set(Object.values(UI_PATHS));
+
+/**
+ * Whether memproxy answers this request itself (observed as its own, not as traffic): its endpoints and
+ * its status page (but "/" only for GET: a client's HEAD / probe goes to the backend).
+ */
+export function isOwnPath(path: string, method: string): boolean {
+  return OWN.has(path) || (PAGE_PATHS.has(path) && (path !== UI_PATHS.root || method === "GET"));
 }
 
 /**
- * Serves one request: memproxy's own endpoints (GET and HEAD; other methods get 405), access keys, then
- * everything else routed and forwarded.
+ * Serves one request: the status page, memproxy's own endpoints (GET and HEAD; other methods get 405),
+ * access keys, then everything else routed and forwarded.
  */
 export function handle(req: Request, s: State, ctx: RequestContext): Answer {
+  const ui = s.services.ui;
+  // The page's files hold no data: served without a key, so that the page can ask for one.
+  if (ui.publicPaths.has(ctx.path)) {
+    const page = ui.handle(req, ctx.path);
+    if (page !== undefined) return stamped(page, ctx);
+  }
   const own = OWN.get(ctx.path);
   if (!own?.open && s.access && !s.access(req.headers)) {
     return refuse(
@@ -93,12 +111,21 @@ export function handle(req: Request, s: State, ctx: RequestContext): Answer {
       }),
     );
   }
+  if (ui.apiPaths.has(ctx.path)) {
+    // A page's event stream is open for as long as the page: no idle timeout cuts it.
+    if (ctx.path === UI_PATHS.events && req.method === "GET") ctx.liftIdleTimeout();
+    return stamped(ui.handle(req, ctx.path)!, ctx);
+  }
   if (!own) return proxied(req, s, ctx);
   if (!own.methods.includes(req.method)) {
     return refuse(ctx, new ProxyError(405, "method_not_allowed", `${ctx.path} is memproxy's own endpoint and answers ${own.methods.join(" and ")} only`, { allow: own.methods.join(", ") }));
   }
   const answer = own.answer(req, s, ctx);
   if (answer === undefined) return proxied(req, s, ctx);
+  return stamped(answer, ctx);
+}
+
+function stamped(answer: Answer, ctx: RequestContext): Answer {
   return answer instanceof Response ? stamp(answer, ctx) : answer.then((res) => stamp(res, ctx));
 }
 
@@ -136,7 +163,7 @@ function send(req: Request, s: State, ctx: RequestContext, decision: RoutingDeci
       retryable: body !== undefined || !requestHasBody(req.method),
       userIdHeaders: s.userIdHeaders,
       userId: decision.user_id,
-      conversationId: conversationId(req.headers, c.forward.conversation_headers),
+      conversationId: conversationIdFrom(req.headers, c.forward.conversation_headers),
       firstByteTimeoutMs: c.forward.first_byte_timeout,
       streamIdleTimeoutMs: c.forward.stream_idle_timeout,
       maxBodyBytes: length === null ? c.limits.max_body_size : undefined,
@@ -149,15 +176,6 @@ function send(req: Request, s: State, ctx: RequestContext, decision: RoutingDeci
       if (err instanceof ProxyError) return refuse(ctx, err);
       throw err;
     });
-}
-
-/** The value of the first configured session header present, for Supermemory's x-sm-conversation-id. */
-function conversationId(headers: Headers, names: readonly string[]): string | undefined {
-  for (const name of names) {
-    const value = headers.get(name);
-    if (value !== null && /^[\x21-\x7e]{1,256}$/.test(value)) return value;
-  }
-  return undefined;
 }
 
 /** memproxy's own answer to a request it refuses or could not forward, recorded with its error. */
@@ -188,6 +206,9 @@ async function health(s: State): Promise<Response> {
     backends,
     ...(child && { litellm: child }),
     config: { source: config.source, last_reload: lastReload, warnings: config.warnings },
+    // Whether LiteLLM passes the memory id on to Supermemory, as far as its config shows.
+    memory_id_forwarding: s.chain?.memory_id_forwarding ?? "unknown",
+    ...(s.chain && !s.chain.ok && { memory_chain_problems: s.chain.problems.filter((p) => p.severity === "error").map((p) => p.message) }),
     version: VERSION,
     pid: process.pid,
     timestamp: new Date().toISOString(),

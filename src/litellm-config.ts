@@ -510,6 +510,36 @@ function masterKeyVerdict(
 }
 
 /**
+ * The LiteLLM side of memproxy's config, when memproxy can know it: the file LiteLLM reads is memproxy's own
+ * (or memproxy.litellm.config), and it has LiteLLM's sections. Undefined when LiteLLM's config is elsewhere
+ * (the embedded default config, or a file without model_list and general_settings).
+ * @param config memproxy's loaded configuration (its source and text).
+ * @param readText reads memproxy.litellm.config when it names another file.
+ */
+export function chainOf(
+  config: { source: string; text: string; litellm: { config?: string; spawn: boolean } },
+  env: Record<string, string | undefined>,
+  readText: (path: string) => string,
+): ChainReport | undefined {
+  let text = config.text;
+  if (config.litellm.config !== undefined) {
+    try {
+      text = readText(config.litellm.config);
+    } catch {
+      return undefined;
+    }
+  }
+  let doc: Record<string, unknown>;
+  try {
+    doc = parseLitellmYaml(text);
+  } catch {
+    return undefined;
+  }
+  if (doc.model_list === undefined && doc.general_settings === undefined) return undefined;
+  return analyzeChain(doc, env, { envIsLitellms: config.litellm.spawn });
+}
+
+/**
  * The master key LiteLLM will use: general_settings.master_key (with os.environ/NAME resolved), else
  * LITELLM_MASTER_KEY (proxy_server.py load_config).
  */

@@ -5,11 +5,13 @@ import { redactUrl } from "./address.ts";
 import type { Config } from "./config.ts";
 import { errorResponse, ProxyError } from "./errors.ts";
 import type { LogFields, Logger } from "./log.ts";
+import { memoryOutcome, MemoryWatch, type MemoryOutcome } from "./memory.ts";
 import { Metrics, NO_USER, PROMETHEUS_CONTENT_TYPE, ROUTES, routeIndex, type BackendErrorKind, type Route } from "./metrics.ts";
 import type { PoolObserver } from "./backends.ts";
 import { BackendFailure, StreamIdleTimeout, type BodyOutcome } from "./proxy.ts";
 import { MODEL_SCAN_LIMIT, modelFromJsonPrefix } from "./request-model.ts";
 import type { RoutingDecision } from "./router.ts";
+import type { FinishedRequest, StatusBoard } from "./status.ts";
 import { usageParserFor, type UsageParser } from "./usage.ts";
 
 /** What the observation needs from the configuration. */
@@ -25,11 +27,15 @@ const USAGE_ROUTES = new Set(
 export class Observation {
   /** Undefined when metrics are disabled. */
   readonly metrics: Metrics | undefined;
+  /** Notices memory ids whose answers keep coming back without memory. */
+  readonly memoryWatch = new MemoryWatch();
 
   constructor(
     readonly logger: Logger,
     config: ObservationConfig,
     metrics?: Metrics,
+    /** The status page's board: every finished request that is not memproxy's own is recorded there. */
+    readonly board?: StatusBoard,
   ) {
     this.metrics = config.metrics.enabled ? (metrics ?? new Metrics({ maxUserLabels: config.metrics.max_user_labels })) : undefined;
     this.source = config.source;
@@ -74,6 +80,7 @@ export class Observation {
  */
 export class Exchange implements PoolObserver {
   private readonly start = performance.now();
+  private readonly at = Date.now();
   private readonly route: number;
   private decision: RoutingDecision | undefined;
   private status = 0;
@@ -91,6 +98,7 @@ export class Exchange implements PoolObserver {
   private keepaliveWaitMs: number | undefined;
   private errorCode: string | undefined;
   private error: string | undefined;
+  private memory: MemoryOutcome | null = null;
   private done = false;
 
   constructor(
@@ -189,7 +197,11 @@ export class Exchange implements PoolObserver {
     this.status = res.status;
     if (res.status >= 500) this.count("5xx");
     const type = res.headers.get("content-type");
-    if (USAGE_ROUTES.has(this.route) && (this.obs.metrics || this.obs.logger.enabled("info"))) this.usage = usageParserFor(type);
+    if (USAGE_ROUTES.has(this.route)) {
+      this.usage = usageParserFor(type);
+      // An error answer says nothing about memory.
+      if (res.status < 300) this.memory = memoryOutcome(res.headers);
+    }
     if (type?.includes("text/event-stream")) {
       this.sse = true;
       this.obs.metrics?.streamsInFlight.inc();
@@ -242,7 +254,13 @@ export class Exchange implements PoolObserver {
     const failed = this.status >= 400 || this.outcome === "failed" || this.outcome === "crashed";
     const level = this.outcome === "crashed" ? "error" : this.status >= 500 || this.outcome === "failed" ? "warn" : "info";
     const logged = logger.enabled(level);
-    const model = usage || logged ? (this.model() ?? usage?.model) : undefined;
+    const board = this.obs.board;
+    const model = usage || logged || board ? (this.model() ?? usage?.model) : undefined;
+    const memory = this.memory;
+    if (d && memory) {
+      const warning = this.obs.memoryWatch.observe(d.user_id, memory, this.at);
+      if (warning) logger.warn(warning, { user_id: d.user_id });
+    }
     // Without body bytes, the first byte is the head (memproxy's own answers: sent at once); a body cut before it has none.
     const ttfbMs = this.ttfbMs ?? (this.outcome === "cancelled" || this.outcome === "failed" ? undefined : this.headSeen ? this.headMs : durationMs);
     if (metrics) {
@@ -259,19 +277,48 @@ export class Exchange implements PoolObserver {
         clientDisconnected: this.clientGone,
       });
       if (usage) metrics.tokens(user, model ?? "unknown", usage.inputTokens, usage.outputTokens);
+      if (memory) metrics.memory(user, memory);
+    }
+    const ua = this.req.headers.get("user-agent");
+    const userAgent = ua && ua.length > USER_AGENT_MAX ? ua.slice(0, USER_AGENT_MAX) : ua;
+    const rule = d?.matched_pattern ? `${d.matched_pattern.header}: ${d.matched_pattern.pattern}` : undefined;
+    if (board) {
+      const finished: FinishedRequest = {
+        id: this.id,
+        at: this.at,
+        method: this.req.method,
+        path: this.path,
+        status: this.status,
+        duration_ms: ms(durationMs),
+        ttfb_ms: ttfbMs === undefined ? null : ms(ttfbMs),
+        user_id: d?.user_id ?? null,
+        decided_by: d?.decided_by ?? null,
+        rule: rule ?? null,
+        tool: d?.tool ?? null,
+        user_agent: userAgent,
+        model: model ?? null,
+        input_tokens: usage?.inputTokens ?? null,
+        output_tokens: usage?.outputTokens ?? null,
+        bytes_in: this.bytesIn < 0 ? null : this.bytesIn,
+        bytes_out: this.bytesOut,
+        error_code: this.errorCode ?? this.backendError ?? null,
+        error: this.error ?? null,
+        client_disconnected: this.clientGone,
+        memory,
+      };
+      board.record(finished);
     }
     if (!logged) return;
-    const ua = this.req.headers.get("user-agent");
     const fields: LogFields = {
       request_id: this.id,
       method: this.req.method,
       path: this.path,
       user_id: d?.user_id ?? null,
       decided_by: d?.decided_by ?? null,
-      pattern: d?.matched_pattern ? `${d.matched_pattern.header}: ${d.matched_pattern.pattern}` : undefined,
+      pattern: rule,
       tool: d?.tool ?? undefined,
       derived_from: d?.derived_from ?? undefined,
-      user_agent: ua && ua.length > USER_AGENT_MAX ? ua.slice(0, USER_AGENT_MAX) : ua,
+      user_agent: userAgent,
       model: model ?? null,
       status: this.status,
       bytes_in: this.bytesIn < 0 ? null : this.bytesIn,
@@ -285,6 +332,8 @@ export class Exchange implements PoolObserver {
       backend_error: this.backendError,
       error_code: this.errorCode,
       error: this.error,
+      memory: memory?.state,
+      memory_error: memory?.error ?? undefined,
     };
     logger[level]("request", fields);
   }

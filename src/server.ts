@@ -14,7 +14,12 @@ import { Observation } from "./observe.ts";
 import { REQUEST_ID_HEADER, requestIdFor } from "./request-id.ts";
 import { pathOf } from "./request-target.ts";
 import { routerFor } from "./router.ts";
+import { readFileSync } from "node:fs";
+import { chainOf } from "./litellm-config.ts";
+import { StatusBoard, type MemoryChainInfo } from "./status.ts";
 import type { SupervisorStatus } from "./supervisor.ts";
+import { createUi } from "./ui.ts";
+import { VERSION } from "./version.ts";
 
 /** memproxy's own endpoints (kept here for callers that imported them from the server). */
 export const OWN_ENDPOINTS = ENDPOINTS;
@@ -55,6 +60,8 @@ export interface ServerOptions {
   metrics?: Metrics;
   /** The state of a LiteLLM that memproxy supervises: proxied requests wait for it to be ready. */
   litellm?: () => Readonly<SupervisorStatus>;
+  /** The environment LiteLLM's config is read with (default process.env). */
+  env?: Record<string, string | undefined>;
 }
 
 /**
@@ -66,10 +73,33 @@ export interface ServerOptions {
  */
 export function startServer(config: Config, options: ServerOptions = {}): ServerHandle {
   const logger = options.logger ?? silentLogger;
-  const observation = new Observation(logger, config, options.metrics);
+  const env = options.env ?? process.env;
   let lastReload: { at: string; ok: boolean; problems?: string[] } | null = null;
-  const services: Services = { observation, litellm: options.litellm, lastReload: () => lastReload };
-  let state = buildState(config, services, logger);
+  let loadedAt = new Date().toISOString();
+  /** Where it listens, once it does (the configured port may be 0). */
+  let listening = `${config.listen.host}:${config.listen.port}`;
+  const board = new StatusBoard(
+    {
+      backends: () => state.pool.status(),
+      litellm: () => options.litellm?.() ?? null,
+      config: () => ({
+        file: state.config.source,
+        loaded_at: loadedAt,
+        last_reload: lastReload,
+        listen: listening,
+        custom_header: state.config.routing.custom_header,
+        default_user_id: state.config.routing.default_user_id,
+        rules: state.config.routing.header_patterns.length,
+        access_keys: state.config.access.keys.length > 0,
+      }),
+      memoryChain: () => memoryChainInfo(state),
+    },
+    { version: VERSION },
+  );
+  const observation = new Observation(logger, config, options.metrics, board);
+  const ui = createUi(board, (headers) => state.router(headers));
+  const services: Services = { observation, litellm: options.litellm, lastReload: () => lastReload, ui };
+  let state = buildState(config, services, logger, env);
   if (!state.access && !isLoopback(config.listen.host)) {
     logger.warn(
       `listening on ${config.listen.host} without an access key: anyone who can reach it can use the backend and choose any memory. Set memproxy.access.keys.`,
@@ -81,7 +111,7 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
     const s = state; // this request keeps the configuration it started with
     const id = requestIdFor(req.headers);
     const path = pathOf(req.url);
-    const tap = observation.begin(req, id, path, isOwnPath(path));
+    const tap = observation.begin(req, id, path, isOwnPath(path, req.method));
     const ctx = {
       id,
       path,
@@ -135,6 +165,7 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
     throw listenError(config, err);
   }
 
+  listening = `${server.hostname ?? config.listen.host}:${server.port ?? config.listen.port}`;
   let stopping: Promise<{ cut: number }> | undefined;
   return {
     url: urlOf(server.hostname ?? config.listen.host, server.port ?? config.listen.port),
@@ -145,7 +176,8 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
     metrics: observation.metrics,
     reload(next) {
       const old = state;
-      state = buildState(next, services, logger, old);
+      state = buildState(next, services, logger, env, old);
+      loadedAt = new Date().toISOString();
       observation.reloaded(next);
       if (state.pool !== old.pool) old.pool.close();
       lastReload = { at: new Date().toISOString(), ok: true };
@@ -160,6 +192,8 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
     },
     stop(drainMs = state.config.shutdown.drain_timeout) {
       stopping ??= (async () => {
+        // Open status pages end their streams first: they are not requests in flight to wait for.
+        board.close();
         const graceful = server.stop(false);
         let timer: ReturnType<typeof setTimeout> | undefined;
         const deadline = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), drainMs)));
@@ -179,7 +213,7 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
   };
 }
 
-function buildState(config: Config, services: Services, logger: Logger, previous?: State): State {
+function buildState(config: Config, services: Services, logger: Logger, env: Record<string, string | undefined>, previous?: State): State {
   const poolOptions = {
     cooldownMs: config.backendPool.cooldown,
     probeTimeoutMs: config.forward.health_timeout,
@@ -199,7 +233,23 @@ function buildState(config: Config, services: Services, logger: Logger, previous
     access: compileAccess(config.access.keys),
     pool,
     userIdHeaders: [config.forward.user_id_header, ...config.forward.also_send_user_id_as],
+    chain: chainOf(config, { ...env, ...config.litellm.env }, (path) => readFileSync(path, "utf8")),
     services,
+  };
+}
+
+/** What the status page says of the memory chain: the shared config's LiteLLM side, when memproxy can see it. */
+function memoryChainInfo(s: State): MemoryChainInfo {
+  if (!s.chain) {
+    return {
+      memory_id_forwarding: "unknown",
+      notes: [`LiteLLM's config is not in ${s.config.source}: memproxy cannot tell whether LiteLLM forwards the memory id. Run memproxy doctor.`],
+    };
+  }
+  return {
+    memory_id_forwarding: s.chain.memory_id_forwarding,
+    notes: s.chain.models_without_forwarding.length ? [`models without the memory id: ${s.chain.models_without_forwarding.join(", ")}`] : [],
+    problems: s.chain.problems.map((p) => ({ severity: p.severity, message: p.message, fix: p.fix })),
   };
 }
 

@@ -1,15 +1,11 @@
 // The live status board: what the page shows, aggregated from finished requests, and its event stream.
 
-/** Why a request got its memory id. */
-export type DecidedBy = "custom_header" | "rule" | "builtin" | "derived" | "default";
+import type { MemoryOutcome } from "./memory.ts";
+import type { DecidedBy } from "./router.ts";
 
-/** What the memory layer reported back for one LLM call. */
-export interface MemoryOutcome {
-  /** "absent": no x-supermemory-* header came back at all, i.e. memory is not in the chain. */
-  state: "used" | "error" | "absent";
-  context_added: boolean | null;
-  error: string | null;
-}
+export type { DecidedBy };
+/** What the page shows of the memory layer's verdict on one answer (memory.ts). */
+export type MemoryVerdict = Pick<MemoryOutcome, "state" | "context_added" | "error">;
 
 /**
  * One finished proxied request, given when its response's last byte passed. It holds no body and no
@@ -42,7 +38,7 @@ export interface FinishedRequest {
   error: string | null;
   client_disconnected: boolean;
   /** null: not an LLM call. */
-  memory: MemoryOutcome | null;
+  memory: MemoryVerdict | null;
 }
 
 /** One backend as the page shows it. */
@@ -534,7 +530,7 @@ export class StatusBoard {
     this.toolCount--;
   }
 
-  private countMemory(userId: string, m: MemoryOutcome, at: number): void {
+  private countMemory(userId: string, m: MemoryVerdict, at: number): void {
     let row = this.memory.get(userId);
     if (row === undefined) {
       if (this.memory.size >= this.o.memoryIds) {

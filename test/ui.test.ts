@@ -56,7 +56,7 @@ const finished = (over: Partial<FinishedRequest>): FinishedRequest => ({
   duration_ms: 10,
   ttfb_ms: 5,
   user_id: "claude-cli",
-  decided_by: "rule",
+  decided_by: "pattern",
   rule: "user-agent: claude-cli/",
   tool: null,
   user_agent: "claude-cli/2.1.197 (external, cli)",

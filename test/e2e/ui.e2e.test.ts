@@ -1,19 +1,12 @@
 // The status page in a real browser: Debian's headless Chromium drives the page served by memproxy, while real
 // requests go through memproxy to a recording backend. Writes the README's screenshot.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { compileAccess } from "../../src/access.ts";
-import { parseConfig } from "../../src/config.ts";
-import { memoryOutcome } from "../../src/memory.ts";
-import { compileRouter } from "../../src/router.ts";
-import { StatusBoard, type DecidedBy } from "../../src/status.ts";
-import { createUi } from "../../src/ui.ts";
-import { VERSION } from "../../src/version.ts";
 import { readJson, startBackend, type RecordingBackend } from "../support/backend.ts";
 import { CHROMIUM, chromiumAvailable, launchChromium, type Browser, type Page } from "../support/chromium.ts";
 import { compiledBinary, spawnMemproxy } from "../support/memproxy.ts";
+import { tempDir } from "../support/process.ts";
 
 const SCREENSHOT = join(import.meta.dir, "screenshots", "status-page.png");
 const KEY = "e2e-status-page-access-key";
@@ -50,93 +43,20 @@ memproxy:
 
 /** The real compiled memproxy, serving the page on its own port. */
 async function startCompiledMemproxy(backend: string): Promise<Target> {
-  const dir = mkdtempSync(join(tmpdir(), "memproxy-ui-e2e-"));
-  const file = join(dir, "memproxy.yaml");
-  writeFileSync(file, configYaml(backend));
-  const proc = spawnMemproxy([await compiledBinary(), "--config", file, "--port", "0"]);
+  const dir = tempDir("ui-e2e");
+  writeFileSync(dir.file("memproxy.yaml"), configYaml(backend));
+  const proc = spawnMemproxy([await compiledBinary(), "--config", dir.file("memproxy.yaml"), "--port", "0"]);
   const url = await proc.listening();
   return {
     url,
     async [Symbol.asyncDispose]() {
       await proc[Symbol.asyncDispose]();
-      rmSync(dir, { recursive: true, force: true });
+      dir[Symbol.dispose]();
     },
   };
 }
 
-/**
- * Until memproxy serves the page itself: src/ui.ts mounted as memproxy's handler will mount it (access keys
- * on the data paths), in front of a small forwarder that routes with the real router and records each finished
- * request on a real StatusBoard, as memproxy's observation will.
- */
-async function startHarness(backend: string): Promise<Target> {
-  const config = parseConfig(configYaml(backend), "memproxy.yaml");
-  const router = compileRouter(config.routing, config.access);
-  const access = compileAccess(config.access.keys);
-  const loadedAt = new Date().toISOString();
-  const board = new StatusBoard(
-    {
-      backends: () => [{ url: backend, status: "up", in_flight: 0, last_error: null }],
-      config: () => ({ file: "memproxy.yaml", loaded_at: loadedAt, last_reload: null, custom_header: "x-memory-user-id", default_user_id: "default-dev", rules: 2, access_keys: true }),
-    },
-    { version: VERSION },
-  );
-  const ui = createUi(board, (h) => router(h));
-  const unauthorized = () =>
-    Response.json({ type: "error", error: { message: "memproxy needs an access key", type: "invalid_request_error", param: null, code: "unauthorized" } }, { status: 401 });
-  const server = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    idleTimeout: 0,
-    async fetch(req) {
-      const path = new URL(req.url).pathname;
-      if (ui.apiPaths.has(path) && access && !access(req.headers)) return unauthorized();
-      const own = ui.handle(req, path);
-      if (own) return own;
-      const at = Date.now();
-      const ua = req.headers.get("user-agent");
-      const base = { id: crypto.randomUUID(), at, method: req.method, path, user_agent: ua, model: null, ttfb_ms: null, bytes_in: null, bytes_out: 0, error: null, client_disconnected: false, memory: null };
-      const none = { input_tokens: null, output_tokens: null, user_id: null, decided_by: null, rule: null, tool: null };
-      if (access && !access(req.headers)) {
-        board.record({ ...base, ...none, status: 401, duration_ms: Date.now() - at, error_code: "unauthorized" });
-        return unauthorized();
-      }
-      const routed = router(req.headers);
-      if (!routed.ok) {
-        board.record({ ...base, ...none, status: routed.rejection.status, duration_ms: Date.now() - at, error_code: "invalid_user_id" });
-        return Response.json({ error: { message: routed.rejection.message } }, { status: routed.rejection.status });
-      }
-      const d = routed.decision as typeof routed.decision & { decided_by?: DecidedBy; tool?: string | null };
-      const body = await req.bytes();
-      const headers = new Headers(req.headers);
-      headers.set("x-sm-user-id", d.user_id);
-      const res = await fetch(backend + path, { method: req.method, headers, body: body.length ? body : undefined });
-      const answer = await res.bytes();
-      const usage = res.headers.get("content-type")?.includes("json") ? JSON.parse(new TextDecoder().decode(answer)).usage : undefined;
-      board.record({
-        ...base,
-        status: res.status,
-        duration_ms: Date.now() - at,
-        user_id: d.user_id,
-        decided_by: d.decided_by ?? (d.custom_header_present ? "custom_header" : d.matched_pattern ? "rule" : "default"),
-        rule: d.matched_pattern ? `${d.matched_pattern.header}: ${d.matched_pattern.pattern}` : null,
-        tool: d.tool ?? null,
-        model: body.length ? (JSON.parse(new TextDecoder().decode(body)).model ?? null) : null,
-        input_tokens: usage?.prompt_tokens ?? null,
-        output_tokens: usage?.completion_tokens ?? null,
-        bytes_in: body.length,
-        bytes_out: answer.length,
-        error_code: null,
-        memory: usage ? memoryOutcome(res.headers) : null,
-      });
-      return new Response(answer, { status: res.status, headers: { "content-type": res.headers.get("content-type") ?? "application/octet-stream" } });
-    },
-  });
-  return { url: `http://127.0.0.1:${server.port}`, [Symbol.asyncDispose]: () => server.stop(true) };
-}
-
-// The one line to change once memproxy serves the page itself: startCompiledMemproxy.
-const startMemproxy: (backend: string) => Promise<Target> = startHarness;
+const startMemproxy = startCompiledMemproxy;
 
 /** A chat completion through memproxy, as a tool would send it. */
 async function chat(target: Target, headers: Record<string, string>, model = "claude-sonnet-4-5"): Promise<Response> {
@@ -280,10 +200,13 @@ describe.skipIf(Boolean(missing))("the status page in headless Chromium", () => 
     await page.click("#tester button[type=submit]");
     await page.waitFor(`document.querySelector("#tester-result .verdict").textContent.includes("claude-cli")`);
     await page.waitFor(`document.getElementById("s-requests").textContent === "${proxied}"`);
-    mkdirSync(join(import.meta.dir, "screenshots"), { recursive: true });
     const png = await page.screenshot();
     expect([...png.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-    writeFileSync(SCREENSHOT, png);
+    // README's picture is replaced only when asked for, so that a test run leaves the checkout as it was.
+    if (process.env.MEMPROXY_UPDATE_SCREENSHOT) {
+      mkdirSync(join(import.meta.dir, "screenshots"), { recursive: true });
+      writeFileSync(SCREENSHOT, png);
+    }
   });
 
   test("signing out forgets the key", async () => {
