@@ -14,6 +14,7 @@ import { parseArgs } from "node:util";
 import type { Subprocess } from "bun";
 import { parseConfig, type Config } from "../src/config.ts";
 import { compileRouter } from "../src/router.ts";
+import { withRuntimeSettings } from "../src/runtime-env.ts";
 import { buildBareServer, buildMemproxy } from "./bench/builds.ts";
 import type { IdleReport } from "./bench/idle-client.ts";
 import { nextSweepFactor, ohaCommand, OPEN_LOOP_CONNECTIONS, parseOha, parseWrk, wrkCommand, type SweepPoint } from "./bench/loadgen.ts";
@@ -210,10 +211,11 @@ async function bench(): Promise<void> {
       nginxPids = started.pids;
     }
   }
-  // The bun floor: memproxy's stack without memproxy (scripts/bench/floor.ts), on the same Bun.
+  // The bun floor: memproxy's stack without memproxy (scripts/bench/floor.ts), on the same Bun with
+  // the runtime settings memproxy re-executes itself with (its garbage collector's, fetch's limit).
   const floorPort = freePort();
   const floor = spawnChild([process.execPath, join(HERE, "floor.ts"), String(floorPort), backendUrl], {
-    env: { ...process.env, BUN_CONFIG_MAX_HTTP_REQUESTS: "65535" },
+    env: withRuntimeSettings(process.env) ?? process.env,
     stdout: "ignore",
     stderr: "inherit",
   });
