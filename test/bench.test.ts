@@ -129,16 +129,30 @@ describe("bench config", () => {
 });
 
 describe("nginx config", () => {
-  test("chains one map per run of rules on the same header, in the config's order", async () => {
-    const { maps, userVar } = routingMaps((await benchConfig()).routing);
+  test("chains one map per run of rules on the same header, in the config's order, the built-in rules after them", async () => {
+    const config = await benchConfig();
+    const { maps, userVar } = routingMaps(config.routing);
     expect(userVar).toBe("$mp_user");
-    // rules 1-5 on user-agent, rule 6 on originator, rules 7-10 on user-agent again
+    // rules 1-5 on user-agent, rule 6 on originator, rules 7-10 on user-agent again (and the built-in rules
+    // that follow on it), then the built-in rules' own runs
     expect(maps).toContain("map $http_user_agent $mp_rule_0 {\n    default $mp_rule_1;");
     expect(maps).toContain("map $http_originator $mp_rule_1 {\n    default $mp_rule_2;");
-    expect(maps).toContain('map $http_user_agent $mp_rule_2 {\n    default "default-dev";');
-    expect(maps.indexOf('"~^(?:claude-cli/)"')).toBeLessThan(maps.indexOf('"~^(?:Claude Code/.*)"'));
+    expect(maps).toContain("map $http_user_agent $mp_rule_2 {\n    default $mp_rule_3;");
+    expect(maps.indexOf('"~^(?:claude-cli/)" "claude-cli"')).toBeLessThan(maps.indexOf('"~^(?:Claude Code/.*)" "claude-cli"'));
     expect(maps).toContain('"~^(?:(?:Async)?OpenAI/Python)" "openai-python";');
+    expect(maps.indexOf('"anthropic-js"')).toBeLessThan(maps.indexOf('"~^(?:GeminiCLI[/-])"'));
+    expect(maps).toMatch(/ \$mp_rule_\d+ \{\n    default \$mp_derived;/);
+    expect(maps).toContain('map $http_user_agent $mp_derived {\n    default "default-dev";');
     expect(maps).toContain('map $http_x_memory_user_id $mp_user {\n    default "!invalid";\n    "" $mp_rule_0;');
+  });
+
+  test("without the built-in rules and the derived id, the config's rules fall back to the default id", async () => {
+    const text = (await Bun.file(BENCH_CONFIG).text()).replace("  default_user_id: default-dev", "  default_user_id: default-dev\n  builtin_rules: false\n  derive_from_user_agent: false");
+    const config = parseConfig(text, BENCH_CONFIG, { BENCH_BACKEND_URL: "http://127.0.0.1:1", MEMPROXY_PORT: "0" });
+    const { maps } = routingMaps(config.routing);
+    expect(maps).toContain('map $http_user_agent $mp_rule_2 {\n    default "default-dev";');
+    expect(maps).not.toContain("$mp_derived");
+    expect(maps).not.toContain("GeminiCLI");
   });
 
   // Runs the real nginx (when installed) against a real backend: the bench's nginx must route

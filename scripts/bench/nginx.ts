@@ -1,9 +1,11 @@
-// The nginx side of the benchmark: an nginx.conf that routes exactly as memproxy's config does
-// (regex `map`s in the same order, the custom header first, the same id check), generated from
-// that config so the two cannot drift apart.
+// The nginx side of the benchmark: an nginx.conf that routes as memproxy's config does (regex `map`s
+// in the same order: the config's rules, then memproxy's built-in tool rules; the custom header first,
+// with the same id check; an id derived from the User-Agent's product last), generated from that
+// config so the two cannot drift apart.
 import type { Config } from "../../src/config.ts";
 import { compilePattern } from "../../src/pattern.ts";
 import { USER_ID } from "../../src/config.ts";
+import { BUILTIN_RULES, GENERIC_PRODUCTS } from "../../src/tools.ts";
 
 /** Where nginx listens, forwards to, and keeps its files. */
 export interface NginxSite {
@@ -31,6 +33,9 @@ export const ROUTING_PROBES: readonly Record<string, string>[] = [
   { "user-agent": "Anthropic/JS 0.30.0" },
   { "user-agent": "curl/8.0.1" },
   { "user-agent": "my tool claude-cli/2" },
+  { "user-agent": "qwencode/0.15.10 (linux; x64)" },
+  { "user-agent": "GeminiCLI/0.1.5/gemini-2.5-pro (linux; x64)" },
+  { "user-agent": "Python-Requests/2.32" },
   { "user-agent": "claude-cli/2.1.197", "x-memory-user-id": "my-project" },
   { "user-agent": "curl/8.0.1", "x-sm-user-id": "someone-else" },
   { "user-agent": "curl/8.0.1", "x-memory-user-id": "not valid!" },
@@ -46,32 +51,54 @@ function quote(s: string): string {
   return `"${s.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
 }
 
+/** The regex of a User-Agent starting with a generic product (memproxy derives no id from it), any case. */
+function genericProducts(routing: Config["routing"]): string {
+  const names = [...GENERIC_PRODUCTS, ...routing.generic_user_agents].map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  return `~*^\\s*(?:${names.join("|")})(?:[\\s/;(),]|$)`;
+}
+
 /**
  * The routing as nginx maps. Rules apply in order, first match wins, across different headers; so
  * consecutive rules on one header become one map (nginx tries a map's regexes in order) whose
- * default is the next map's variable, and the last one defaults to the default user id.
+ * default is the next map's variable. The config's rules come first, then memproxy's built-in tool
+ * rules (unless `builtin_rules: false`); the last map's default is the id derived from the
+ * User-Agent's first product token (unless `derive_from_user_agent: false`), else the default id.
+ * nginx cannot lower-case a value, so it derives an id only from a product already in lower case
+ * (and made of id characters); memproxy lower-cases any other: such User-Agents route apart, which the
+ * bench's routing check reports.
  * @returns the map blocks, and the variable holding the decided user id ("!invalid" when the
  *   custom header holds an unacceptable id, as memproxy's 400).
  */
 export function routingMaps(routing: Config["routing"]): { maps: string; userVar: string } {
   const groups: { header: string; rules: { pattern: string; user_id: string }[] }[] = [];
-  for (const rule of routing.header_patterns) {
+  const rules = [...routing.header_patterns, ...(routing.builtin_rules ? BUILTIN_RULES : [])];
+  for (const rule of rules) {
     const compiled = compilePattern(rule.pattern);
     if (!compiled.ok) throw new Error(`pattern ${JSON.stringify(rule.pattern)}: ${compiled.error}`);
+    const header = rule.header.toLowerCase();
     const last = groups.at(-1);
-    if (last && last.header === rule.header) last.rules.push({ pattern: rule.pattern, user_id: rule.user_id });
-    else groups.push({ header: rule.header, rules: [{ pattern: rule.pattern, user_id: rule.user_id }] });
+    if (last && last.header === header) last.rules.push({ pattern: rule.pattern, user_id: rule.user_id });
+    else groups.push({ header, rules: [{ pattern: rule.pattern, user_id: rule.user_id }] });
   }
   const blocks: string[] = [];
+  let last = quote(routing.default_user_id);
+  if (routing.derive_from_user_agent) {
+    blocks.push(
+      `  # memproxy's id from the User-Agent's product (lower-case products only, see nginx.ts).\n` +
+        `  map $http_user_agent $mp_derived {\n    default ${last};\n    ${quote(genericProducts(routing))} ${last};\n` +
+        `    ${quote("~^\\s*(?<mp_product>[a-z0-9_:][a-z0-9_:-]{0,99})(?:[\\s/;(),]|$)")} $mp_product;\n  }`,
+    );
+    last = "$mp_derived";
+  }
   for (let g = groups.length - 1; g >= 0; g--) {
     const { header, rules } = groups[g]!;
-    const fallback = g + 1 < groups.length ? `$mp_rule_${g + 1}` : quote(routing.default_user_id);
+    const fallback = g + 1 < groups.length ? `$mp_rule_${g + 1}` : last;
     // A pattern matches at the start of the value (Python's re.match), as memproxy's router applies it;
-    // PCRE reads the bench config's patterns (plain text, groups, ?, .*) as Python's re does.
+    // PCRE reads these patterns (plain text, groups, classes, ?, .*) as Python's re does.
     const lines = rules.map(({ pattern, user_id }) => `    ${quote(`~^(?:${pattern})`)} ${quote(user_id)};`);
     blocks.push(`  map ${headerVar(header)} $mp_rule_${g} {\n    default ${fallback};\n${lines.join("\n")}\n  }`);
   }
-  const byPatterns = groups.length ? "$mp_rule_0" : quote(routing.default_user_id);
+  const byPatterns = groups.length ? "$mp_rule_0" : last;
   const custom = headerVar(routing.custom_header);
   blocks.push(
     `  # The custom header wins when present; an unacceptable id is refused, as memproxy does.\n` +
