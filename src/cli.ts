@@ -7,7 +7,7 @@ import { ConfigError, loadConfig, parseConfig, readConfigText, USER_ID_RULE, typ
 import { runDoctor } from "./doctor.ts";
 import { chainOf, chainProblemLines, parseLitellmYaml, type ChainReport } from "./litellm-config.ts";
 import { createLogger, type Logger } from "./log.ts";
-import { compilePattern } from "./pattern.ts";
+import { compileAutomaton, compilePattern } from "./pattern.ts";
 import { ConfigReloader } from "./reload.ts";
 import { routerFor } from "./router.ts";
 import { ListenError } from "./server.ts";
@@ -296,7 +296,7 @@ function check(config: Config, io: CliIO): number {
     ...(a.custom_header && a.allowed_user_ids.length ? [`  allowed ids:      ${a.allowed_user_ids.map((p) => JSON.stringify(p)).join(", ")} (each matches a whole id)`] : []),
     `  user id headers:  ${[config.forward.user_id_header, ...config.forward.also_send_user_id_as].join(", ")}`,
     `  patterns:         ${r.header_patterns.length} of yours, tried first`,
-    ...r.header_patterns.map((p, i) => `    [${i}] ${p.header} ~ ${JSON.stringify(p.pattern)} -> ${p.user_id}${matchesEverything(p.pattern) ? "  (matches every value: rules after it never apply)" : ""}`),
+    ...r.header_patterns.map((p, i) => `    [${i}] ${p.header} ~ ${JSON.stringify(p.pattern)} -> ${p.user_id}${patternNote(p.pattern)}`),
     `  built-in rules:   ${r.builtin_rules ? `on: ${BUILTIN_RULES.length} rules for known tools, after yours (user_id_mappings.builtin_rules: false turns them off)` : "off"}`,
     `  derived ids:      ${r.derive_from_user_agent ? "on: an unrecognised User-Agent's product name becomes its id (user_id_mappings.derive_from_user_agent)" : "off"}`,
     `  default user id:  ${r.default_user_id}`,
@@ -329,10 +329,29 @@ function setup(config: Config, tool: string | undefined, io: CliIO): number {
   return 0;
 }
 
-/** Whether a pattern matches an empty prefix, and so (re.match semantics) every value. */
-function matchesEverything(pattern: string): boolean {
+/** What `check` says of a rule's pattern: one that matches every value, or one that is costly on hostile values. */
+function patternNote(pattern: string): string {
   const compiled = compilePattern(pattern);
-  return compiled.ok && compiled.matcher.test("");
+  if (!compiled.ok) return "";
+  // re.match semantics: a pattern that matches an empty prefix matches every value.
+  if (compiled.matcher.test("")) return "  (matches every value: rules after it never apply)";
+  if (costly(pattern)) {
+    return "  (costly on hostile values: its automaton grows too large to cache, e.g. a long counted repetition after .*; matching stays linear but can take milliseconds per request)";
+  }
+  return "";
+}
+
+/**
+ * Whether a pattern's automaton falls back to step-by-step simulation on values made of its own characters:
+ * the shapes whose matching costs milliseconds rather than microseconds on a long hostile header.
+ */
+function costly(pattern: string): boolean {
+  const alphabet = [...new Set(pattern.replace(/[\\^$.|?*+()[\]{}]/g, "") + "ab ")];
+  let seed = 1;
+  const probe = Array.from({ length: 8192 }, () => alphabet[(seed = (seed * 1103515245 + 12345) & 0x7fffffff) % alphabet.length]).join("");
+  const automaton = compileAutomaton([pattern], {});
+  automaton.test(probe);
+  return automaton.stats.nfaFallbacks > 0;
 }
 
 function explain(config: Config, rawHeaders: string[], io: CliIO): number {

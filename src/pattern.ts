@@ -23,12 +23,7 @@ export interface Matcher {
 
 /** A compiled pattern, or why it could not be compiled (a Python-style message with the position). */
 export type CompiledPattern =
-  | {
-      ok: true;
-      matcher: Matcher;
-      /** @deprecated Transitional: the same matcher, for callers not yet switched to `matcher`; to be removed. */
-      regex: Matcher;
-    }
+  | { ok: true; matcher: Matcher }
   | { ok: false; error: string };
 
 /** Most NFA states one pattern may compile to: bounds the cost of one DFA step and of the NFA fallback. */
@@ -45,7 +40,7 @@ export function compilePattern(pattern: string, options: { whole?: boolean } = {
   if (!parsed.ok) return parsed;
   const node: Node = options.whole ? { t: "seq", items: [parsed.node, { t: "at", kind: At.EndString }] } : parsed.node;
   const matcher = new Automaton([node], DEFAULT_CACHE_BYTES);
-  return { ok: true, matcher, regex: matcher };
+  return { ok: true, matcher };
 }
 
 /**

@@ -33,6 +33,12 @@ const OPEN_POLICY: CustomHeaderPolicy = { custom_header: true, allowed_user_ids:
 
 export type RoutingResult = { ok: true; decision: RoutingDecision } | { ok: false; rejection: RoutingRejection };
 
+/**
+ * How much of a header value the rules read: real User-Agents are far shorter, and the bound keeps the cost of
+ * the most expensive pattern shapes (a long counted repetition after an unbounded loop) to milliseconds.
+ */
+export const MATCHED_LENGTH = 8192;
+
 /** Anything with a case-insensitive `get`, such as `Headers`. */
 export interface HeaderSource {
   get(name: string): string | null;
@@ -118,7 +124,7 @@ function ruleLayers(config: RoutingConfig): { first(headers: HeaderSource): Rout
       for (const g of groups) {
         const value = headers.get(g.header);
         if (value === null) continue;
-        const at = g.set.firstMatch(value);
+        const at = g.set.firstMatch(value.length > MATCHED_LENGTH ? value.slice(0, MATCHED_LENGTH) : value);
         if (at >= 0 && g.indexes[at]! < best) best = g.indexes[at]!;
       }
       return best === Infinity ? undefined : answers[best];

@@ -8,12 +8,11 @@ import { clientRows, sampleOf, templateRegex, type ClientRow } from "./e2e/clien
 const ID = /^[a-zA-Z0-9_:-]{1,100}$/;
 const rows = clientRows();
 
-/** A pattern's matcher, whichever shape src/pattern.ts returns (`matcher` or the older `regex`). */
+/** A pattern's matcher. */
 function tester(pattern: string): (value: string) => boolean {
-  const c = compilePattern(pattern) as { ok: boolean; error?: string; matcher?: { test(v: string): boolean }; regex?: RegExp };
+  const c = compilePattern(pattern);
   if (!c.ok) throw new Error(`${pattern}: ${c.error}`);
-  const m = c.matcher ?? c.regex!;
-  return (v) => m.test(v);
+  return (v) => c.matcher.test(v);
 }
 const compiled = BUILTIN_RULES.map((r) => ({ ...r, test: tester(r.pattern) }));
 

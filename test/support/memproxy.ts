@@ -45,7 +45,8 @@ export interface MemproxyProcess extends AsyncDisposable {
 export function spawnMemproxy(cmd: string[], options: { cwd?: string; env?: Record<string, string | undefined> } = {}): MemproxyProcess {
   const proc = Bun.spawn(cmd, {
     cwd: options.cwd ?? ROOT,
-    env: { ...process.env, ...options.env },
+    // A memproxy started by a test dies with the test runner, however the runner ends.
+    env: { BUN_FEATURE_FLAG_NO_ORPHANS: "1", ...process.env, ...options.env },
     stdout: "pipe",
     stderr: "pipe",
     stdin: "ignore",
