@@ -213,7 +213,11 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
   };
 }
 
-function buildState(config: Config, services: Services, logger: Logger, env: Record<string, string | undefined>, previous?: State): State {
+/**
+ * The state requests are served with, for a configuration: its router, access check, backend pool (kept from
+ * `previous` when its settings are the same) and memory chain report.
+ */
+export function buildState(config: Config, services: Services, logger: Logger, env: Record<string, string | undefined>, previous?: State): State {
   const poolOptions = {
     cooldownMs: config.backendPool.cooldown,
     probeTimeoutMs: config.forward.health_timeout,

@@ -3,17 +3,17 @@
 // it takes about 7 minutes.
 import { expect, test } from "bun:test";
 import { join } from "node:path";
-import { compiledBinary, spawnMemproxy } from "./support/memproxy.ts";
+import { compiledBinary, spawnMemproxy } from "../support/memproxy.ts";
 
 const LONG = process.env.MEMPROXY_LONG_TESTS === "1";
 const PAUSE_MS = 400_000; // Bun's fetch cut a silent upstream at about 360 s
-if (!LONG) console.warn("test/proxy.long.test.ts: skipped (about 7 minutes); run with MEMPROXY_LONG_TESTS=1, as CI does");
+if (!LONG) console.warn("test/e2e/long.e2e.test.ts: skipped (about 7 minutes); run with MEMPROXY_LONG_TESTS=1, as CI does");
 
 test.skipIf(!LONG)(
   "a backend silent for 400 s, before its head or mid-stream, is waited for",
   async () => {
     const bin = await compiledBinary();
-    await using backend = spawnMemproxy([process.execPath, join(import.meta.dir, "support", "paused-sse-fixture.ts")], {
+    await using backend = spawnMemproxy([process.execPath, join(import.meta.dir, "..", "support", "paused-sse-fixture.ts")], {
       env: { PAUSE_MS: String(PAUSE_MS) },
     });
     const backendUrl = await backend.waitForLine("http://");

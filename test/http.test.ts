@@ -1,0 +1,34 @@
+import { describe, expect, test } from "bun:test";
+import { contentLength, requestHasBody, responseHasBody } from "../src/http.ts";
+
+describe("which messages have bodies", () => {
+  test("requests: all but GET and HEAD", () => {
+    expect(["GET", "HEAD"].map(requestHasBody)).toEqual([false, false]);
+    expect(["POST", "PUT", "PATCH", "DELETE", "OPTIONS"].map(requestHasBody)).toEqual([true, true, true, true, true]);
+  });
+  test("answers: never to HEAD, never with 204 or 304", () => {
+    expect(responseHasBody("HEAD", 200)).toBe(false);
+    expect(responseHasBody("GET", 204)).toBe(false);
+    expect(responseHasBody("POST", 304)).toBe(false);
+    expect(responseHasBody("POST", 200)).toBe(true);
+    expect(responseHasBody("GET", 404)).toBe(true);
+  });
+});
+
+describe("Content-Length", () => {
+  const of = (...values: string[]) => {
+    const h = new Headers();
+    for (const v of values) h.append("content-length", v);
+    return contentLength(h);
+  };
+  test("none, one, or repeated copies of one value (RFC 9110 section 8.6)", () => {
+    expect(contentLength(new Headers())).toBeNull();
+    expect(of("10")).toBe(10);
+    expect(of("10", "10")).toBe(10);
+    expect(of("10, 10")).toBe(10);
+    expect(of("0")).toBe(0);
+  });
+  test("differing copies or anything not a number is invalid, never guessed at", () => {
+    for (const bad of [["10", "12"], ["10, 12"], ["-1"], ["1e3"], ["ten"], [""], ["10,"], [" "], ["9".repeat(16)]]) expect(of(...bad)).toBe("invalid");
+  });
+});
