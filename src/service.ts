@@ -248,7 +248,8 @@ async function install(env: ServiceEnv, platform: Platform, io: ServiceIO, confi
   }
 
   requireTool(env, platform, configPath);
-  if (envBefore !== undefined) await warnIfReadableByOthers(layout.envFile, io);
+  // A rewritten env file gets mode 600 anyway.
+  if (envBefore !== undefined && generated === undefined) await warnIfReadableByOthers(layout.envFile, io);
   await carryOut(steps, run, io);
 
   const listen = urlOf(config.listen.host, config.listen.port);

@@ -5,7 +5,7 @@
 // supervises the real LiteLLM, status checks the PIDs, requests are served, and uninstall removes it.
 // Needs root (namespaces, cgroups, setpriv), systemd, util-linux, iproute2, python3 and LiteLLM.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, watch, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { parseDocument } from "yaml";
@@ -72,7 +72,8 @@ describe.skipIf(missing.length > 0)("memproxy service under a real systemd user 
   let manager: MemproxyProcess;
   let fsRoot: string;
   let masterKey: string;
-  let logRead = 0;
+  /** The service's output (there is no journald here): a FIFO the unit writes to and this test reads. */
+  let serviceLog: MemproxyProcess;
 
   /** Runs `argv` as the user, inside the manager's namespaces. */
   async function asUser(argv: string[], path = USER_PATH): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -85,8 +86,6 @@ describe.skipIf(missing.length > 0)("memproxy service under a real systemd user 
     if (r.code !== 0) throw new Error(`request to ${url} failed: ${r.stderr}`);
     return JSON.parse(r.stdout);
   }
-  /** The service's output: in this test's folder, which the manager sees too (/tmp is shared with it). */
-  const log = () => join(dir, "service.log");
   /** A path of the namespaces' file system (/home is theirs), as seen from here. */
   const inside = (path: string) => `${fsRoot}${path}`;
   /** Writes a file into the user's home, owned by the user, creating its folders. */
@@ -101,26 +100,15 @@ describe.skipIf(missing.length > 0)("memproxy service under a real systemd user 
     const r = await asUser(["systemctl", "--user", "show", "-p", "MainPID", "--value", "memproxy.service"]);
     return Number(r.stdout.trim());
   }
-  /** Resolves once the service's log has `needle` after what was read before; rejects when LiteLLM or memproxy fails. */
-  function nextInLog(needle: string): Promise<void> {
-    const path = log();
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const text = readFileSync(path, "utf8");
-        const fresh = text.slice(logRead);
-        const at = fresh.indexOf(needle);
-        if (at >= 0) {
-          logRead += at + needle.length;
-          watcher.close();
-          resolve();
-        } else if (/LiteLLM exited|failed to start|listen.*in use/i.test(fresh)) {
-          watcher.close();
-          reject(new Error(`the service failed; its log:\n${fresh}`));
-        }
-      };
-      const watcher = watch(path, check);
-      check();
+  /**
+   * Resolves with the first line of the service's output from line `from` on that has `needle`; rejects
+   * when memproxy or LiteLLM fails first.
+   */
+  function inLog(needle: string, from: number): Promise<string> {
+    const failed = serviceLog.waitForLine(/LiteLLM exited|could not start|address.*in use/i, from).then((line) => {
+      throw new Error(`the service failed: ${line}\nits output:\n${serviceLog.lines.slice(from).join("\n")}`);
     });
+    return Promise.race([serviceLog.waitForLine(needle, from), failed]);
   }
 
   beforeAll(async () => {
@@ -142,9 +130,13 @@ describe.skipIf(missing.length > 0)("memproxy service under a real systemd user 
     // An env file the user wrote: values that need quoting, no LITELLM_MASTER_KEY yet.
     writeAsUser(ENV_FILE, Object.entries(TRICKY).map(([k, v]) => formatEnvLine(k, v)).join("\n") + "\n", 0o600);
     // There is no journald here: the service's output goes to a file (a drop-in; the unit is install's).
-    writeAsUser(`${HOME}/.config/systemd/user/memproxy.service.d/e2e-log.conf`, `[Service]\nStandardOutput=append:${log()}\nStandardError=inherit\n`);
-    writeFileSync(log(), "");
-    chownSync(log(), UID, UID);
+    // In this test's folder, which the manager sees too (/tmp is shared with it). The reader holds the FIFO
+    // open for writing as well, so that it never reads an end of file when the service restarts.
+    const fifo = join(dir, "service.log");
+    expect((await run(["mkfifo", "-m", "600", fifo])).code).toBe(0);
+    chownSync(fifo, UID, UID);
+    serviceLog = spawnMemproxy(["sh", "-c", 'exec <>"$0"; exec cat', fifo]);
+    writeAsUser(`${HOME}/.config/systemd/user/memproxy.service.d/e2e-log.conf`, `[Service]\nStandardOutput=file:${fifo}\nStandardError=inherit\n`);
   });
 
   afterAll(async () => {
@@ -152,11 +144,16 @@ describe.skipIf(missing.length > 0)("memproxy service under a real systemd user 
       manager.proc.kill("SIGTERM");
       await manager.exited;
     }
+    if (serviceLog) {
+      serviceLog.proc.kill();
+      await serviceLog.exited;
+    }
     for (const c of cgroups) removeCgroup(c);
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   test("install writes the stack, the unit starts memproxy and memproxy LiteLLM, and status finds the service's own memproxy", async () => {
+    const from = serviceLog.lines.length;
     const install = await asUser([BIN, "service", "install"]);
     expect(install.stderr).toBe("");
     expect(install.code).toBe(0);
@@ -166,7 +163,7 @@ describe.skipIf(missing.length > 0)("memproxy service under a real systemd user 
     masterKey = parseEnvFile(readFileSync(inside(ENV_FILE), "utf8")).vars.LITELLM_MASTER_KEY!;
     expect(masterKey).toMatch(/^sk-[0-9a-f]{64}$/);
 
-    await nextInLog("LiteLLM is ready");
+    await inLog("LiteLLM is ready", from);
     const status = await asUser([BIN, "service", "status"]);
     const pid = await mainPid();
     expect(pid).toBeGreaterThan(0);
@@ -244,8 +241,9 @@ describe.skipIf(missing.length > 0)("memproxy service under a real systemd user 
       const doc = parseDocument(readFileSync(inside(CONFIG), "utf8"));
       doc.addIn(["model_list"], doc.createNode({ model_name: "e2e-model", litellm_params: { model: "openai/e2e-model", api_base: `http://127.0.0.1:${port}/v1`, api_key: "os.environ/OPENAI_API_KEY" } }));
       writeAsUser(CONFIG, doc.toString());
+      const from = serviceLog.lines.length;
       expect((await asUser(["systemctl", "--user", "restart", "memproxy.service"])).code).toBe(0);
-      await nextInLog("LiteLLM is ready");
+      await inLog("LiteLLM is ready", from);
 
       const res = await request("http://127.0.0.1:8764/v1/chat/completions", {
         method: "POST",
