@@ -68,6 +68,7 @@ export function startApp(config: Config, logger: Logger): App {
         windowMs: l.restart.window,
       },
       logger,
+      accessLog: l.access_log,
       onRestart: () => metrics?.supervisorRestarts.inc(),
     });
   }

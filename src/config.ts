@@ -225,6 +225,8 @@ const Litellm = v.strictObject({
   port: v.optional(Int(1, 65535), 8765),
   /** Extra command-line arguments, e.g. ["--num_workers", "2"]. */
   args: v.optional(v.array(v.string()), []),
+  /** Keep LiteLLM's own line per request (uvicorn's access log) in memproxy's log; memproxy logs every request already. */
+  access_log: v.optional(Bool, false),
   /** Extra environment for LiteLLM (API keys are better kept in the service's environment file). */
   env: v.optional(v.record(v.string(), v.pipe(v.union([v.string(), v.number(), v.boolean()]), v.transform(String))), {}),
   /** Longest wait for LiteLLM's /health/readiness at start and after a restart. */

@@ -1,6 +1,6 @@
 // Starting and supervising LiteLLM as a child process: readiness, restarts with backoff, clean stop.
 import type { Subprocess } from "bun";
-import type { Logger } from "./log.ts";
+import type { LogLevel, Logger } from "./log.ts";
 import { RUNTIME_ENV_NAMES } from "./runtime-env.ts";
 
 /** Where the child is in its life. */
@@ -29,6 +29,8 @@ export interface SupervisorOptions {
   logger: Logger;
   /** Called with each line the child writes (already logged); for tests and metrics. */
   onLine?: (line: string, stream: "stdout" | "stderr") => void;
+  /** Log LiteLLM's own line per request (uvicorn's access log); default: dropped. */
+  accessLog?: boolean;
   /** Called after each unexpected exit that leads to a restart. */
   onRestart?: (exitCode: number | null) => void;
 }
@@ -119,12 +121,15 @@ export class Supervisor {
   private async pump(stream: ReadableStream<Uint8Array>, name: "stdout" | "stderr"): Promise<void> {
     const dec = new TextDecoder();
     let partial = "";
-    const emit = (line: string) => {
-      if (!line) return;
-      this.tail.push(line);
+    const emit = (raw: string) => {
+      const entry = litellmLine(raw);
+      if (!entry) return;
+      this.tail.push(entry.msg);
       if (this.tail.length > TAIL_LINES) this.tail.shift();
-      this.options.logger.info(line, { source: "litellm", stream: name });
-      this.options.onLine?.(line, name);
+      if (entry.kind !== "access" || this.options.accessLog) {
+        this.options.logger[entry.level](entry.msg, { source: "litellm", stream: name, ...(entry.where && { where: entry.where }) });
+      }
+      this.options.onLine?.(entry.msg, name);
     };
     try {
       for await (const chunk of stream) {
@@ -252,6 +257,46 @@ export class Supervisor {
   }
 }
 
+/** One line of LiteLLM's output, as memproxy logs it. */
+export interface LitellmLine {
+  level: LogLevel;
+  msg: string;
+  /** access: uvicorn's line per request; banner: LiteLLM's start-up art and thanks; else a message. */
+  kind: "message" | "access" | "banner";
+  /** LiteLLM's own source location ("login_throttle.py:126"), when its logger gave one. */
+  where?: string;
+}
+
+const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
+const PY_LEVELS: Record<string, LogLevel> = { DEBUG: "debug", INFO: "info", WARNING: "warn", WARN: "warn", ERROR: "error", CRITICAL: "error", FATAL: "error" };
+/** uvicorn: `INFO:     127.0.0.1:35162 - "GET /health/readiness HTTP/1.1" 200 OK`. */
+const UVICORN_ACCESS = /^[\d.:[\]a-f]+:\d+ - "[A-Z]+ [^"]* HTTP\/[\d.]+" \d{3}/;
+/** uvicorn's own lines: `WARNING:  message`. */
+const UVICORN = /^(DEBUG|INFO|WARNING|ERROR|CRITICAL):\s+(.*)$/;
+/** LiteLLM's logger: `19:11:49 - LiteLLM Proxy:WARNING: login_throttle.py:126 - message`. */
+const LITELLM = /^\d\d:\d\d:\d\d - LiteLLM(?: [A-Za-z]+)?:([A-Z]+): (?:([\w./-]+\.py:\d+) - )?(.*)$/;
+/** The start-up banner: the logo's box drawing, the frame of the feedback box, the thanks. */
+const BANNER = [/^[\s\u2500-\u259f]+$/, /^#[-#\s]*#$/, /^#\s.*\s#$/, /^Thank you for using LiteLLM/, /^Give Feedback \/ Get Help/];
+
+/**
+ * Reads one line LiteLLM wrote: escape codes removed, its level mapped to memproxy's, uvicorn's access lines and
+ * the start-up banner told apart. Undefined for a blank line.
+ */
+export function litellmLine(raw: string): LitellmLine | undefined {
+  const line = raw.replace(ANSI, "").trimEnd();
+  if (!line.trim()) return undefined;
+  const text = line.trim();
+  if (BANNER.some((b) => b.test(text))) return { level: "debug", msg: text, kind: "banner" };
+  const own = LITELLM.exec(text);
+  if (own) return { level: PY_LEVELS[own[1]!] ?? "info", msg: own[3]!, kind: "message", ...(own[2] && { where: own[2] }) };
+  const uvicorn = UVICORN.exec(text);
+  if (uvicorn) {
+    const msg = uvicorn[2]!;
+    return { level: PY_LEVELS[uvicorn[1]!]!, msg, kind: UVICORN_ACCESS.test(msg) ? "access" : "message" };
+  }
+  return { level: /^(Traceback|\w*(Error|Exception):)/.test(text) ? "error" : "info", msg: line, kind: "message" };
+}
+
 /**
  * memproxy's environment without the settings of its own Bun runtime (runtime-env.ts, and Bun's
  * no-orphans flag): LiteLLM is not memproxy, and a Bun program given as its command (as in the tests)
@@ -265,9 +310,9 @@ function childEnv(): Record<string, string | undefined> {
 
 /**
  * The command, made to get SIGTERM from the kernel when memproxy dies, however it dies (SIGKILL, a
- * crash, the OOM killer). Otherwise the build's --no-orphans has the kernel SIGKILL it: LiteLLM then
- * cannot stop its uvicorn workers, and they keep its port, which fails every later start with "port
- * in use". On SIGTERM LiteLLM stops them. Linux only (the parent-death signal, set by util-linux's
+ * crash, the OOM killer). Otherwise LiteLLM and its uvicorn workers would outlive a memproxy killed
+ * outright and keep its port, which fails every later start with "port in use". On SIGTERM LiteLLM stops
+ * its workers. Linux only (the parent-death signal, set by util-linux's
  * `setpriv` before it executes the command, in the same process); elsewhere, without setpriv, or
  * when the command cannot be found (Bun.spawn then says why), the command is run as it is.
  */

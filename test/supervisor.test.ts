@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createLogger } from "../src/log.ts";
-import { portFree, Supervisor, SupervisorError, withParentDeathSignal, type SupervisorOptions } from "../src/supervisor.ts";
+import { litellmLine, portFree, Supervisor, SupervisorError, withParentDeathSignal, type SupervisorOptions } from "../src/supervisor.ts";
 import { readJson } from "./support/backend.ts";
 import { compiledBinary, spawnMemproxy } from "./support/memproxy.ts";
 import { alive, freePort, LineLog, tempDir, waitForExit } from "./support/process.ts";
@@ -260,5 +260,62 @@ describe("memproxy --spawn-litellm (compiled, stand-in LiteLLM)", () => {
     const [, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
     expect(code).toBe(1);
     expect(stderr).toContain("needs a config file with its model_list: pass --config FILE");
+  });
+});
+
+describe("LiteLLM's output, as memproxy logs it", () => {
+  // Lines LiteLLM 1.108.7 really wrote at start and per request (captured with its escape codes).
+  test("escape codes removed, levels mapped, its logger's time and location moved out of the message", () => {
+    expect(litellmLine("\x1b[32mLiteLLM: Proxy initialized with Config, Set models:\x1b[0m")).toEqual({ level: "info", msg: "LiteLLM: Proxy initialized with Config, Set models:", kind: "message" });
+    expect(
+      litellmLine("19:11:49 - LiteLLM Proxy:WARNING: login_throttle.py:126 - trusted_proxy_ranges is not set or not a valid list of ranges"),
+    ).toEqual({ level: "warn", msg: "trusted_proxy_ranges is not set or not a valid list of ranges", kind: "message", where: "login_throttle.py:126" });
+    expect(litellmLine("19:11:50 - LiteLLM Proxy:ERROR: common_request_processing.py:1839 - Exception occured")).toMatchObject({ level: "error", msg: "Exception occured" });
+    expect(litellmLine("INFO:     Started server process [22751]")).toEqual({ level: "info", msg: "Started server process [22751]", kind: "message" });
+    expect(litellmLine("WARNING:  Invalid HTTP request received.")).toMatchObject({ level: "warn", msg: "Invalid HTTP request received." });
+    expect(litellmLine("Traceback (most recent call last):")).toMatchObject({ level: "error" });
+    expect(litellmLine("   ")).toBeUndefined();
+  });
+
+  test("uvicorn's line per request and the start-up banner are told apart", () => {
+    expect(litellmLine('INFO:     127.0.0.1:35192 - "POST /v1/chat/completions HTTP/1.1" 400 Bad Request')).toMatchObject({ kind: "access", level: "info" });
+    for (const banner of [
+      "   \u2588\u2588\u2557     \u2588\u2588\u2557\u2588\u2588\u2588\u2588\u2557",
+      "\x1b[1;37m#------------------------------------------------------------#\x1b[0m",
+      "\x1b[1;37m#         'The worst thing about this product is...'          #\x1b[0m",
+      " Thank you for using LiteLLM! - Krrish & Ishaan",
+      "\x1b[1;31mGive Feedback / Get Help: https://github.com/BerriAI/litellm/issues/new\x1b[0m",
+    ]) {
+      expect(litellmLine(banner)).toMatchObject({ kind: "banner", level: "debug" });
+    }
+  });
+
+  test("the supervisor drops the access lines unless asked, and logs the rest at their level", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const port = freePort();
+    const logger = createLogger({ level: "debug", format: "json", write: (l) => void lines.push(JSON.parse(l)) });
+    const script = tmp.file("chatty-fixture.ts");
+    writeFileSync(
+      script,
+      `console.log('INFO:     127.0.0.1:1 - "GET /x HTTP/1.1" 200 OK');\nconsole.error("12:00:00 - LiteLLM Proxy:WARNING: a.py:1 - careful");\n` +
+        `await import(${JSON.stringify(FIXTURE)});\n`,
+    );
+    for (const accessLog of [false, true]) {
+      lines.length = 0;
+      const sup = new Supervisor({
+        command: [process.execPath, script, "--config", "x.yaml", "--host", "127.0.0.1", "--port", String(port)],
+        env: {},
+        url: `http://127.0.0.1:${port}`,
+        readyTimeoutMs: 30_000,
+        stopTimeoutMs: 5_000,
+        restart: { initialBackoffMs: 10, maxBackoffMs: 100, maxRestarts: 0, windowMs: 60_000 },
+        logger,
+        accessLog,
+      });
+      await sup.start();
+      await sup.stop();
+      expect(lines.some((l) => String(l.msg).includes('"GET /x HTTP/1.1"'))).toBe(accessLog);
+      expect(lines.find((l) => l.msg === "careful")).toMatchObject({ level: "warn", source: "litellm", stream: "stderr", where: "a.py:1" });
+    }
   });
 });
