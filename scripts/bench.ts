@@ -112,8 +112,8 @@ const opts = {
   uploadsPerRound: quick ? 2 : 3,
   /** Team scale: concurrent streams opened over rampMs, their events intervalMs apart; RSS followed tailMs after; idle connections held holdMs. */
   scale: quick
-    ? { streams: 400, events: 10, intervalMs: 100, rampMs: 500, tailMs: 10_000, idleConnections: 1_000, holdMs: 1_000 }
-    : { streams: 4_000, events: 50, intervalMs: 100, rampMs: 2_000, tailMs: 30_000, idleConnections: 10_000, holdMs: 3_000 },
+    ? { streams: 400, events: 10, intervalMs: 200, rampMs: 500, tailMs: 10_000, idleConnections: 1_000, holdMs: 1_000 }
+    : { streams: 4_000, events: 50, intervalMs: 200, rampMs: 2_000, tailMs: 30_000, idleConnections: 10_000, holdMs: 3_000 },
   idleStarts: quick ? 1 : 3,
   startupRuns: quick ? 3 : 7,
   settleMaxMs: quick ? 10_000 : 20_000,
@@ -427,6 +427,7 @@ function sseMetrics(res: SseResult & { cpuMs: number }, expected: number): SseMe
     errors: res.errors,
     cpuMsPer1kEvents: (res.cpuMs / res.received) * 1000,
     maxOpen: res.maxOpen,
+    timeline: res.timeline,
   };
 }
 
@@ -549,6 +550,7 @@ async function teamScale(
     out.sse.memproxy = sseMetrics(mine, s.streams * s.events);
     if (mine.errors.length) note(`team scale, memproxy: ${mine.errors.join("; ")}`);
     log(`  direct p99 ${direct.delayP99.toFixed(2)} ms, memproxy p99 ${mine.delayP99.toFixed(2)} ms, ${mine.received} of ${s.streams * s.events} events, ${mine.maxOpen} open at most; RSS for ${s.tailMs / 1000} s more`);
+    log(`  memproxy, events later than 5 ms per second of the run (longest delay): ${mine.timeline.map((t, i) => `${i}: ${t.late}/${t.events} (${t.maxMs.toFixed(0)})`).join(", ")}`);
     await Bun.sleep(s.tailMs);
     out.rss = rssCurve(sampler.stop(), idleMb, loadStart, loadEnd);
 

@@ -29,8 +29,11 @@ export interface IdleReport {
   errors: string[];
 }
 
-/** How many connects may be under way at once: a burst of thousands overflows the listen backlog. */
-const CONNECTING = 256;
+/**
+ * How many connects, and requests, may be under way at once: a burst of thousands overflows the listen
+ * backlog, and memproxy answers 503 beyond its limit of requests at once (4,096 by default).
+ */
+const AT_ONCE = 256;
 
 /** The request sent on each connection, kept alive. */
 export function idleRequest(host: string): string {
@@ -119,7 +122,7 @@ export async function holdConnections(url: string, count: number, out: (r: IdleR
       });
     });
 
-  // Phase 1: open and ask once, at most CONNECTING connects at a time.
+  // Phase 1: open and ask once, at most AT_ONCE connects at a time.
   const t0 = performance.now();
   let next = 0;
   let answered = 0;
@@ -130,7 +133,7 @@ export async function holdConnections(url: string, count: number, out: (r: IdleR
       if ((await connect(c)) && (await ask(c))) answered++;
     }
   };
-  await Promise.all(Array.from({ length: Math.min(CONNECTING, count) }, worker));
+  await Promise.all(Array.from({ length: Math.min(AT_ONCE, count) }, worker));
   const open = () => conns.filter((c) => !c.closed).length;
   out({ phase: "held", count, open: open(), answered, closed, ms: performance.now() - t0, errors: [...errors] });
 
@@ -138,8 +141,13 @@ export async function holdConnections(url: string, count: number, out: (r: IdleR
     if (line.trim() !== "again") continue;
     const t1 = performance.now();
     errors.length = 0;
-    const results = await Promise.all(conns.map(ask));
-    out({ phase: "again", count, open: open(), answered: results.filter(Boolean).length, closed, ms: performance.now() - t1, errors: [...errors] });
+    let i = 0;
+    let again = 0;
+    const asker = async () => {
+      while (i < conns.length) if (await ask(conns[i++]!)) again++;
+    };
+    await Promise.all(Array.from({ length: Math.min(AT_ONCE, conns.length) }, asker));
+    out({ phase: "again", count, open: open(), answered: again, closed, ms: performance.now() - t1, errors: [...errors] });
   }
   for (const c of conns) c.socket?.end();
 }

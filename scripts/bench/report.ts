@@ -56,6 +56,8 @@ export interface SseMetrics {
   cpuMsPer1kEvents: number;
   /** The most streams open at once. */
   maxOpen?: number;
+  /** Per second of the run: events, events later than 5 ms, the longest delay (ms). */
+  timeline?: { events: number; late: number; maxMs: number }[];
 }
 export interface UploadMetrics {
   ms: number;

@@ -30,7 +30,12 @@ export interface SseResult {
   errors: string[];
   /** The most streams open at once. */
   maxOpen: number;
+  /** Per second of the run (by arrival): events, events later than `lateMs`, the longest delay (ms). */
+  timeline: { events: number; late: number; maxMs: number }[];
 }
+
+/** The delay past which an event counts as late in the timeline. */
+export const LATE_MS = 5;
 
 const now = () => performance.timeOrigin + performance.now();
 
@@ -49,6 +54,7 @@ export interface SseRun {
 export async function runSse(opts: SseRun): Promise<SseResult> {
   const { hostname, port, pathname } = new URL("/v1/chat/completions", opts.url);
   const delays = new Float64Array(opts.streams * opts.events);
+  const arrivals = new Float64Array(opts.streams * opts.events);
   let received = 0;
   let outOfOrder = 0;
   let batched = 0;
@@ -116,7 +122,10 @@ export async function runSse(opts: SseRun): Promise<SseResult> {
                 const ev = JSON.parse(data) as { i: number; t: number };
                 if (ev.i !== next) outOfOrder++;
                 next = Math.max(next, ev.i + 1);
-                if (received < delays.length) delays[received++] = arrived - ev.t;
+                if (received < delays.length) {
+                  arrivals[received] = arrived;
+                  delays[received++] = arrived - ev.t;
+                }
                 sentAts.push(ev.t);
               }
               batched += batchedInRead(sentAts, opts.intervalMs);
@@ -157,7 +166,22 @@ export async function runSse(opts: SseRun): Promise<SseResult> {
     totalMs,
     errors: errors.slice(0, 10),
     maxOpen,
+    timeline: timeline(arrivals.subarray(0, received), delays.subarray(0, received), start),
   };
+}
+
+/** Events per second of arrival since `start`: how many, how many later than LATE_MS, the longest delay. */
+export function timeline(arrivals: ArrayLike<number>, delays: ArrayLike<number>, start: number): SseResult["timeline"] {
+  const out: SseResult["timeline"] = [];
+  for (let i = 0; i < arrivals.length; i++) {
+    const s = Math.max(0, Math.floor((arrivals[i]! - start) / 1000));
+    while (out.length <= s) out.push({ events: 0, late: 0, maxMs: 0 });
+    const slot = out[s]!;
+    slot.events++;
+    if (delays[i]! > LATE_MS) slot.late++;
+    slot.maxMs = Math.max(slot.maxMs, Math.round(delays[i]! * 100) / 100);
+  }
+  return out;
 }
 
 const CLAUDE_CODE = "claude-cli/2.1.197 (external, cli)";
