@@ -39,9 +39,10 @@ export function litellmCommand(config: Config): string[] {
 }
 
 /**
- * Starts memproxy: checks that LiteLLM's port is free, starts the server (which answers 503 until
- * LiteLLM is ready), then LiteLLM.
- * @throws SupervisorError when LiteLLM cannot be started at all; ListenError when memproxy cannot listen.
+ * Starts memproxy: checks that LiteLLM's port is free, starts LiteLLM, then the server (which answers 503
+ * until LiteLLM is ready).
+ * @throws SupervisorError when LiteLLM cannot be started at all; ListenError when memproxy cannot listen
+ *   (LiteLLM is then stopped again).
  */
 export function startApp(config: Config, logger: Logger): App {
   const metrics = config.metrics.enabled ? new Metrics({ maxUserLabels: config.metrics.max_user_labels }) : undefined;
@@ -72,9 +73,16 @@ export function startApp(config: Config, logger: Logger): App {
       onRestart: () => metrics?.supervisorRestarts.inc(),
     });
   }
-  const server = startServer(config, { logger, metrics, litellm: supervisor && (() => supervisor.status()) });
   if (supervisor) logger.info("starting LiteLLM", { command: litellmCommand(config).join(" ") });
   const ready = supervisor ? supervisor.start() : Promise.resolve();
+  let server: ServerHandle;
+  try {
+    server = startServer(config, { logger, metrics, litellm: supervisor && (() => supervisor.status()) });
+  } catch (err) {
+    ready.catch(() => {});
+    void supervisor?.stop();
+    throw err;
+  }
   const failed = new Promise<SupervisorError>((r) => supervisor?.onFailed(r));
   let stopping: Promise<{ cut: number; clean: boolean }> | undefined;
   return {

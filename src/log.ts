@@ -103,7 +103,9 @@ function textLine(level: LogLevel, msg: string, fields: LogFields | undefined, c
   const paint = (code: string, s: string) => (color ? code + s + ANSI.reset : s);
   const head = `${paint(ANSI.dim, localTime())} ${paint(LEVEL_COLOR[level], level.toUpperCase().padEnd(5))}`;
   if (msg === "request" && fields && "status" in fields) return `${head} ${requestText(fields, paint)}\n`;
-  return `${head} ${oneLine(msg)}${pairs(fields)}\n`;
+  // A message of several lines (a fix to copy) keeps its lines, indented under the first.
+  const lines = msg.split("\n").map(oneLine);
+  return `${head} ${lines[0]}${pairs(fields)}\n${lines.slice(1).map((l) => `      ${l}\n`).join("")}`;
 }
 
 function requestText(f: LogFields, paint: (code: string, s: string) => string): string {

@@ -78,12 +78,14 @@ export class Supervisor {
   }
 
   /**
-   * Starts the child and waits until it is ready.
-   * @throws SupervisorError when it cannot be started, exits, or is not ready in time.
+   * Starts the child at once (a missing or non-executable command throws here, before anything else starts)
+   * and returns a promise of its readiness.
+   * @throws SupervisorError at once when the command cannot be started at all.
+   * @returns resolves once the child is ready; rejects with SupervisorError when it exits or is not ready in time.
    */
-  async start(): Promise<void> {
+  start(): Promise<void> {
     this.spawnChild();
-    await this.waitReady();
+    return this.waitReady();
   }
 
   private spawnChild(): void {
@@ -124,7 +126,8 @@ export class Supervisor {
     const emit = (raw: string) => {
       const entry = litellmLine(raw);
       if (!entry) return;
-      this.tail.push(entry.msg);
+      // The last lines, shown if LiteLLM fails: as it wrote them, without escape codes.
+      this.tail.push(raw.replace(ANSI, "").trimEnd());
       if (this.tail.length > TAIL_LINES) this.tail.shift();
       if (entry.kind !== "access" || this.options.accessLog) {
         this.options.logger[entry.level](entry.msg, { source: "litellm", stream: name, ...(entry.where && { where: entry.where }) });

@@ -145,6 +145,53 @@ describe("memproxy (compiled)", () => {
     expect(r.stderr).toContain(`127.0.0.1:${busy.port}: the port is already in use`);
   });
 
+  test("a second memproxy on the port of a running one is refused, not started beside it", async () => {
+    await using first = spawnMemproxy([bin, "--port", "0"], { cwd: dir });
+    const url = await first.listening();
+    const port = new URL(url).port;
+    const second = await run(["--port", port]);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toBe(
+      `memproxy: cannot listen on 127.0.0.1:${port}: the port is already in use (another memproxy, perhaps the service?). Stop the other program, or choose another port with --port or memproxy.listen.port in <embedded default config>.\n`,
+    );
+    expect(second.stdout).not.toContain("listening");
+  });
+
+  test("at start it says plainly what answers at the backend, and /health keeps what it found", async () => {
+    const dead = startBackend();
+    await dead.stop();
+    await using mp = spawnMemproxy([bin, "--port", "0", "--backend", dead.url], { cwd: dir });
+    const url = await mp.listening();
+    const line = JSON.parse(await mp.waitForLine("nothing answers at"));
+    expect(line).toMatchObject({ level: "warn", backend: dead.url });
+    expect(line.msg).toBe(`nothing answers at ${dead.url} (connection refused: nothing listens there): start LiteLLM there, or run memproxy with --spawn-litellm`);
+    const health = await (await fetch(url + "/health")).json();
+    expect(health.backends[0]).toMatchObject({ status: "down", last_error: "connection refused: nothing listens there" });
+    await using live = startBackend();
+    await using ok = spawnMemproxy([bin, "--port", "0", "--backend", live.url], { cwd: dir });
+    await ok.listening();
+    expect(JSON.parse(await ok.waitForLine("answers"))).toMatchObject({ level: "info", msg: `backend ${live.url} answers` });
+  });
+
+  test("setup: the tools it knows, and one tool's settings for this memproxy's address", async () => {
+    const list = await run(["setup"]);
+    expect(list.code).toBe(0);
+    for (const key of ["claude-code", "codex", "gemini-cli", "qwen-code", "opencode"]) expect(list.stdout).toContain(key);
+    const claude = await run(["setup", "claude-code", "--port", "9123"]);
+    expect(claude.code).toBe(0);
+    expect(claude.stdout).toContain("export ANTHROPIC_BASE_URL=http://127.0.0.1:9123");
+    expect(claude.stdout).toContain("x-memory-user-id");
+    const unknown = await run(["setup", "frobnicator"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("no tool named 'frobnicator'");
+  });
+
+  test("help is a command too", async () => {
+    const help = await run(["help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("memproxy setup [TOOL]");
+  });
+
   test("a stream that pauses, or a backend that thinks before its head, longer than the connection idle timeout is not cut", async () => {
     await using fixture = spawnMemproxy([process.execPath, join(import.meta.dir, "support", "paused-sse-fixture.ts")], {
       env: { PAUSE_MS: "7000" },

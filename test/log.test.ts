@@ -102,6 +102,12 @@ describe("text lines, for a person at a terminal", () => {
   });
 });
 
+test("text: a message of several lines keeps them, indented; control characters in them are still escaped", () => {
+  const { logger, lines } = capture({ format: "text", color: false });
+  logger.warn("config.yaml: forwarding is off. Fix:\n    general_settings:\n      forward: true\x1b[2J", { a: 1 });
+  expect(lines[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} WARN  config\.yaml: forwarding is off\. Fix: a=1\n {10}general_settings:\n {12}forward: true\\x1b\[2J\n$/);
+});
+
 describe("journald lines", () => {
   test("a syslog priority prefix per level, no time, one line", () => {
     const { logger, lines } = capture({ format: "journal", level: "debug" });

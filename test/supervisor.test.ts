@@ -6,7 +6,7 @@ import { createLogger } from "../src/log.ts";
 import { litellmLine, portFree, Supervisor, SupervisorError, withParentDeathSignal, type SupervisorOptions } from "../src/supervisor.ts";
 import { readJson } from "./support/backend.ts";
 import { compiledBinary, spawnMemproxy } from "./support/memproxy.ts";
-import { alive, freePort, LineLog, tempDir, waitForExit } from "./support/process.ts";
+import { alive, freePort, LineLog, runToEnd, tempDir, waitForExit } from "./support/process.ts";
 
 const FIXTURE = join(import.meta.dir, "support", "fake-litellm-fixture.ts");
 const tmp = tempDir("sup");
@@ -67,9 +67,14 @@ describe("Supervisor", () => {
     expect(err.message).toContain("ERROR: something is wrong with the config");
   });
 
-  test("a missing executable is a clear error at once", async () => {
+  test("a missing executable is a clear error at once, thrown by start() itself (before anything else starts)", async () => {
     await using s = supervise({}, { command: ["/nonexistent/bin/litellm", "--port", "1"] });
-    const err = await s.sup.start().catch((e) => e);
+    let err: any;
+    try {
+      void s.sup.start();
+    } catch (e) {
+      err = e;
+    }
     expect(err).toBeInstanceOf(SupervisorError);
     expect(err.message).toContain("'/nonexistent/bin/litellm' was not found");
     expect(err.message).toContain("--litellm-command");
@@ -241,9 +246,22 @@ describe("memproxy --spawn-litellm (compiled, stand-in LiteLLM)", () => {
       stdout: "pipe",
       stderr: "pipe",
     });
-    const [, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+    const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
     expect(code).toBe(1);
-    expect(stderr).toContain("'/nonexistent/litellm' was not found");
+    // One line saying what to do: no stack, no bundle source, and nothing started.
+    expect(stderr).toBe(
+      "memproxy: cannot start LiteLLM: '/nonexistent/litellm' was not found. Install LiteLLM (pip install 'litellm[proxy]') or point --litellm-command / memproxy.litellm.command at its executable.\n",
+    );
+    expect(stdout).not.toContain("listening");
+  });
+
+  test("a litellm command that is not executable, or a config with no LiteLLM to start, is one clear line too", async () => {
+    const plain = tmp.file("not-executable");
+    writeFileSync(plain, "#!/bin/sh\n", { mode: 0o644 });
+    const notExec = await runToEnd([bin, "--config", config(), "--spawn-litellm", "--litellm-command", plain, "--litellm-port", String(freePort())]);
+    expect(notExec.code).toBe(1);
+    expect(notExec.stderr).toBe(`memproxy: cannot start LiteLLM: '${plain}' is not executable (permission denied).\n`);
+    expect(notExec.stdout).not.toContain("listening");
   });
 
   test("LiteLLM never ready within ready_timeout: memproxy reports it with LiteLLM's last lines and exits non-zero", async () => {
