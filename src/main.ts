@@ -1,4 +1,5 @@
 // memproxy's entry point: `bun src/main.ts` in development, the compiled binary in production.
+import { COMPILED } from "./compiled.ts";
 import { runtimeSettingsWarning, withRuntimeSettings } from "./runtime-env.ts";
 
 // Some settings of Bun's are read from the environment at process start only (runtime-env.ts), so this
@@ -9,8 +10,7 @@ const env = withRuntimeSettings(process.env);
 if (env) {
   try {
     if (typeof process.execve !== "function") throw new Error("this Bun has no process.execve");
-    const compiled = import.meta.path.startsWith("/$bunfs/") || import.meta.path.startsWith("B:/~BUN/");
-    const args = compiled ? process.argv.slice(2) : process.argv.slice(1);
+    const args = COMPILED ? process.argv.slice(2) : process.argv.slice(1);
     withoutExecveWarning();
     process.execve(process.execPath, [process.execPath, ...args], env);
   } catch (err) {

@@ -6,7 +6,7 @@ import { BUILTIN_RULES, GENERIC_PRODUCTS } from "./tools.ts";
 /** Which layer decided: the custom header, the user's header_patterns, the built-in tool rules, the User-Agent's product, or the default. */
 export type DecidedBy = "custom_header" | "pattern" | "builtin" | "derived" | "default";
 
-/** The routing decision: the original design's `determine_user_id` result, and which layer decided. */
+/** The routing decision: the fields of `determine_user_id`'s result (configs and clients of the Python design read them), and which layer decided. */
 export interface RoutingDecision {
   user_id: string;
   decided_by: DecidedBy;

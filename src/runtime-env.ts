@@ -6,10 +6,9 @@
 // - Bun.serve refuses request headers over 16 KiB with a bare 431 before memproxy sees them: raised
 //   above the largest memproxy.limits.max_header_size, so that memproxy's own limit answers, in the
 //   OpenAI error shape;
-// - the garbage collector marks with one thread rather than one per core: memproxy's heap is small
-//   (about 15 MB), and on a busy machine parallel marking waits for its helper threads to be scheduled.
-//   Measured on 2 cores under load: eden pauses of 0.63 ms instead of 0.84 (median) and 1.2 ms instead
-//   of 3.8 (longest), and the p99 of small requests 0.1 to 0.2 ms lower.
+// - the garbage collector marks with one thread rather than one per core: memproxy's heap is small, and on
+//   a busy machine parallel marking waits for its helper threads to be scheduled (shorter pauses; the
+//   measurements are in scripts/bench/README.md).
 
 /** Environment variables and the values memproxy runs with unless they are set already. */
 const VARIABLES: Record<string, string> = {

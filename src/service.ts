@@ -5,6 +5,7 @@ import { stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { COMPILED } from "./compiled.ts";
 import { ConfigError, parseConfig, type Config } from "./config.ts";
 import { urlOf } from "./address.ts";
 import { describeEnvProblems, parseEnvFile, setEnvVar } from "./service-env-file.ts";
@@ -115,9 +116,7 @@ function platformFor(env: ServiceEnv): Platform | undefined {
 }
 
 function defaultProgram(): { program: string[]; fromSource: boolean } {
-  // A compiled binary's modules live in Bun's embedded file system.
-  const compiled = import.meta.url.includes("/$bunfs/") || import.meta.url.includes("~BUN");
-  return compiled
+  return COMPILED
     ? { program: [process.execPath], fromSource: false }
     : { program: [process.execPath, join(import.meta.dir, "main.ts")], fromSource: true };
 }

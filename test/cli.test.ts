@@ -165,7 +165,7 @@ describe("memproxy (compiled)", () => {
     const line = JSON.parse(await mp.waitForLine("nothing answers at"));
     expect(line).toMatchObject({ level: "warn", backend: dead.url });
     expect(line.msg).toBe(`nothing answers at ${dead.url} (connection refused: nothing listens there): start LiteLLM there, or run memproxy with --spawn-litellm`);
-    const health = await (await fetch(url + "/health")).json();
+    const health = (await (await fetch(url + "/health")).json()) as { backends: unknown[] };
     expect(health.backends[0]).toMatchObject({ status: "down", last_error: "connection refused: nothing listens there" });
     await using live = startBackend();
     await using ok = spawnMemproxy([bin, "--port", "0", "--backend", live.url], { cwd: dir });
