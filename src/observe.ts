@@ -4,6 +4,7 @@
 import { redactUrl } from "./address.ts";
 import type { Config } from "./config.ts";
 import { errorResponse, ProxyError } from "./errors.ts";
+import { contentLength } from "./http.ts";
 import type { LogFields, Logger } from "./log.ts";
 import { memoryOutcome, MemoryWatch, type MemoryOutcome } from "./memory.ts";
 import { Metrics, NO_USER, PROMETHEUS_CONTENT_TYPE, ROUTES, routeIndex, type BackendErrorKind, type Route } from "./metrics.ts";
@@ -186,8 +187,8 @@ export class Exchange implements PoolObserver {
       this.bufferedBody = body;
     } else {
       // A streamed body is never read here (a tee costs more than the forward itself): its size is what it announced.
-      const announced = this.req.headers.get("content-length");
-      this.bytesIn = announced === null ? -1 : Number(announced.split(",")[0]);
+      const announced = contentLength(this.req.headers);
+      this.bytesIn = typeof announced === "number" ? announced : -1;
     }
   }
 

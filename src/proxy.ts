@@ -2,7 +2,7 @@
 import { redactUrl } from "./address.ts";
 import { ProxyError } from "./errors.ts";
 import { backendRequestHeaders, clientResponseHeaders } from "./headers.ts";
-import { requestHasBody, responseHasBody } from "./http.ts";
+import { contentLength, requestHasBody, responseHasBody } from "./http.ts";
 import { REQUEST_ID_HEADER } from "./request-id.ts";
 
 /** How to forward one request. */
@@ -199,8 +199,8 @@ export async function forward(req: Request, pathAndQuery: string, opts: ForwardO
 const SMALL_BODY = 64 * 1024;
 
 function isSmallFixedBody(headers: Headers): boolean {
-  const length = headers.get("content-length");
-  if (length === null || Number(length) > SMALL_BODY) return false;
+  const length = contentLength(headers);
+  if (typeof length !== "number" || length > SMALL_BODY) return false;
   return !headers.get("content-type")?.startsWith("text/event-stream");
 }
 
