@@ -199,7 +199,7 @@ async function run(values: Options, io: CliIO): Promise<number> {
     cleanUp();
     throw err;
   }
-  logger.info(`memproxy ${VERSION} listening on ${app.server.url}`, {
+  logger.info(`memproxy ${VERSION} listening on ${app.server.url} (status page: ${app.server.url}/)`, {
     url: app.server.url,
     page: `${app.server.url}/`,
     backend: config.backends.join(", "),

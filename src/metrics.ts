@@ -144,6 +144,8 @@ export class Metrics {
   /** LiteLLM restarts by the supervisor; the supervisor calls `supervisorRestarts.inc()`. */
   readonly supervisorRestarts = new Counter();
   readonly clientDisconnects = new Counter();
+  /** Routed requests by the layer that chose their memory id (router.ts DecidedBy). */
+  readonly decisions = new Map<string, number>();
   /** Config reloads that were applied, and those rejected as invalid (the running config stayed). */
   readonly configReloads = new Counter();
   readonly configReloadFailures = new Counter();
@@ -219,6 +221,11 @@ export class Metrics {
     if (r.clientDisconnected) this.clientDisconnects.inc();
   }
 
+  /** Counts one routing decision by the layer that made it. */
+  decided(by: string): void {
+    this.decisions.set(by, (this.decisions.get(by) ?? 0) + 1);
+  }
+
   /** Counts a backend failure. */
   backendError(kind: BackendErrorKind): void {
     this.backendErrors[BACKEND_ERROR_KINDS.indexOf(kind)]!++;
@@ -272,6 +279,12 @@ export class Metrics {
 
     head("memproxy_backend_errors_total", "counter", "Failed backend calls: connect, timeout (first byte or mid-stream), 5xx answer, reset mid-body.");
     BACKEND_ERROR_KINDS.forEach((kind, i) => out.push(`memproxy_backend_errors_total{kind="${kind}"} ${this.backendErrors[i]}`));
+    head(
+      "memproxy_routing_decisions_total",
+      "counter",
+      "Routed requests by what chose their memory id: custom_header, pattern (your header_patterns), builtin (a known tool), derived (an unknown tool's User-Agent product), default.",
+    );
+    for (const [by, n] of this.decisions) out.push(`memproxy_routing_decisions_total{decided_by=${label(by)}} ${n}`);
     head("memproxy_client_disconnects_total", "counter", "Requests whose client went away before the response ended.");
     out.push(`memproxy_client_disconnects_total ${this.clientDisconnects.value}`);
 

@@ -116,7 +116,11 @@ export class Exchange implements PoolObserver {
 
   /** The request was routed to a memory id (before it is checked further and forwarded). */
   routed(decision: RoutingDecision): void {
-    if (!this.decision) this.obs.metrics?.requestsInFlight.inc();
+    const m = this.obs.metrics;
+    if (m && !this.decision) {
+      m.requestsInFlight.inc();
+      m.decided(decision.decided_by);
+    }
     this.decision = decision;
   }
 

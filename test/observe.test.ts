@@ -210,12 +210,14 @@ describe("the access line", () => {
     for (const secret of ["sk-query-secret", "sk-header-secret", "sk-ant-secret"]) expect(all).not.toContain(secret);
   });
 
-  test("decided_by tells the custom header, a pattern and the default apart", async () => {
+  test("decided_by tells every layer apart, in the access line and in /metrics; a derived id says from what", async () => {
     await using b = chatBackend();
     await using p = startObserved(config(b.url));
     const cases: [Record<string, string>, string, string][] = [
       [{ "x-memory-user-id": "proj-a" }, "proj-a", "custom_header"],
       [{ "user-agent": "OpenAIClientImpl/Java 2" }, "pycharm-ai", "pattern"],
+      [{ "user-agent": "claude-cli/2.1.197 (external, cli)" }, "claude-cli", "builtin"],
+      [{ "user-agent": "MadeUpTool/1.2 (x)" }, "madeuptool", "derived"],
       [{ "user-agent": "curl/8.5" }, "default-dev", "default"],
     ];
     for (const [headers, user, how] of cases) {
@@ -223,7 +225,13 @@ describe("the access line", () => {
       await res.text();
       const line = await p.accessLine(res.headers.get("x-request-id"));
       expect([line.user_id, line.decided_by]).toEqual([user, how]);
-      if (how !== "pattern") expect(line.pattern).toBeUndefined();
+      if (how !== "pattern" && how !== "builtin") expect(line.pattern).toBeUndefined();
+      if (how === "builtin") expect(line).toMatchObject({ pattern: "user-agent: claude-cli/", tool: "Claude Code" });
+      if (how === "derived") expect(line.derived_from).toBe("MadeUpTool");
+    }
+    const metrics = await p.scrape();
+    for (const how of ["custom_header", "pattern", "builtin", "derived", "default"]) {
+      expect(sampleValue(metrics, "memproxy_routing_decisions_total", { decided_by: how })).toBe(1);
     }
   });
 
