@@ -5,7 +5,7 @@ import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { manualStream, startBackend } from "./support/backend.ts";
 import { compiledBinary, spawnMemproxy } from "./support/memproxy.ts";
-import { runToEnd, tempDir } from "./support/process.ts";
+import { LineLog, lines, runToEnd, tempDir } from "./support/process.ts";
 
 let bin: string;
 const tmp = tempDir("cli");
@@ -184,6 +184,111 @@ describe("memproxy (compiled)", () => {
     const unknown = await run(["setup", "frobnicator"]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain("no tool named 'frobnicator'");
+  });
+
+  test("errors a user can cause are one or two plain lines: no stack, no bundle source", async () => {
+    const unreadable = file("unreadable.yaml", "user_id_mappings: {}\n");
+    const { chmodSync } = await import("node:fs");
+    chmodSync(unreadable, 0o000);
+    const cases: [string[], RegExp][] = [
+      [["--config", tmp.file("missing.yaml")], /file not found\. Pass an existing YAML file to --config; to start one, copy config\.example\.yaml/],
+      [["check", "--config", dir], /it is a directory; pass the YAML file inside it/],
+      [["--port", "70000"], /^--port: must be at most 65535, got 70000$/m],
+      [["--backend", "ftp://x"], /^--backend: expected a URL or a list of URLs, got "ftp:\/\/x"$/m],
+      [["--litellm-port", "0"], /^--litellm-port: must be at least 1, got 0$/m],
+      [["--frobnicate"], /Unknown option '--frobnicate'/],
+      [["frobnicate"], /unknown command 'frobnicate'/],
+      [["explain", "-H", "no colon"], /-H: expected 'Name: value', got 'no colon'/],
+      [["setup", "a", "b"], /unexpected argument 'b'/],
+    ];
+    // Root reads any file: the unreadable one says "permission denied" only for others.
+    if (process.getuid?.() !== 0) cases.push([["check", "--config", unreadable], /permission denied; make the file readable/]);
+    for (const [args, message] of cases) {
+      const r = await run(args);
+      expect(r.code).toBeGreaterThan(0);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.split("\n").filter(Boolean).length).toBeLessThanOrEqual(3);
+      expect(r.stderr).not.toMatch(/^\s+at |\bfunction\b|=>|\bvar\b/m);
+      expect(r.stdout).not.toContain("listening");
+    }
+  });
+
+  test("a refused request is logged with its code, the bytes really sent and the id it would have had", async () => {
+    await using backend = startBackend();
+    await using mp = spawnMemproxy([bin, "--port", "0", "--backend", backend.url], { cwd: dir });
+    const url = await mp.listening();
+    const bad = await fetch(url + "/v1/messages", { method: "POST", body: "{}", headers: { "x-memory-user-id": "has space", "x-request-id": "cli-refused-1" } });
+    const body = await bad.text();
+    expect(bad.status).toBe(400);
+    expect(JSON.parse(await mp.waitForLine("cli-refused-1"))).toMatchObject({
+      level: "info",
+      status: 400,
+      user_id: null,
+      error_code: "invalid_user_id",
+      bytes_out: Buffer.byteLength(body),
+      error: expect.stringContaining("x-memory-user-id"),
+    });
+    expect(backend.received).toHaveLength(0);
+  });
+
+  test("under systemd (stdout is the journal stream named in JOURNAL_STREAM) lines carry syslog levels", async () => {
+    const { fstatSync, openSync, closeSync, readFileSync: read } = await import("node:fs");
+    const out = tmp.file("journal.out");
+    const fd = openSync(out, "w");
+    const st = fstatSync(fd);
+    const proc = Bun.spawn([bin, "--port", "0", "--backend", "http://127.0.0.1:9"], {
+      cwd: dir,
+      env: { ...process.env, JOURNAL_STREAM: `${st.dev}:${st.ino}` },
+      stdout: fd,
+      stderr: "pipe",
+    });
+    closeSync(fd);
+    // What it writes to the file, line by line as it comes (tail -f follows the file).
+    const follow = Bun.spawn(["tail", "-n", "+1", "-f", out], { stdout: "pipe", stderr: "ignore" });
+    const log = new LineLog();
+    void (async () => {
+      for await (const line of lines(follow.stdout)) log.push(line);
+    })();
+    await log.waitFor("nothing answers");
+    follow.kill();
+    proc.kill("SIGTERM");
+    await proc.exited;
+    const written = read(out, "utf8").trim().split("\n");
+    expect(written.find((l) => l.includes("listening on"))).toMatch(/^<6>memproxy \S+ listening on http:\/\/127\.0\.0\.1:\d+ /);
+    expect(written.find((l) => l.includes("nothing answers"))).toMatch(/^<4>nothing answers at http:\/\/127\.0\.0\.1:9 /);
+    expect(written.every((l) => /^<\d>/.test(l))).toBe(true);
+  });
+
+  test("on a terminal, short readable lines in colour; NO_COLOR turns the colour off", async () => {
+    if (!Bun.which("script")) return void console.warn("cli.test.ts: no script(1) to give memproxy a terminal; skipped");
+    await using backend = startBackend();
+    for (const noColor of [false, true]) {
+      const out = tmp.file(`tty-${noColor}.out`);
+      // script(1) gives memproxy a pseudo-terminal as stdout; what it writes there lands in `out`.
+      const cmd = `${bin} --port 0 --backend ${backend.url}`;
+      const proc = Bun.spawn(["script", "-q", "-f", "-c", cmd, out], {
+        cwd: dir,
+        env: { ...process.env, ...(noColor ? { NO_COLOR: "1" } : {}) },
+        stdin: "pipe",
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const log = new LineLog();
+      void (async () => {
+        for await (const line of lines(proc.stdout)) log.push(line);
+        log.end();
+      })();
+      const started = await log.waitFor(/listening on http/);
+      const url = /listening on (http:\/\/[^\s\x1b]+)/.exec(started)![1]!;
+      await (await fetch(url + "/v1/models", { headers: { "user-agent": "claude-cli/2.1.197 (external, cli)", "x-request-id": `tty-${noColor}` } })).text();
+      const line = await log.waitFor(`tty-${noColor}`);
+      expect(line.includes("\x1b[")).toBe(!noColor);
+      const plain = line.replace(/\x1b\[[0-9;]*m/g, "").trim();
+      expect(plain).toMatch(new RegExp(`^\\d\\d:\\d\\d:\\d\\d\\.\\d{3} INFO  claude-cli\\s+GET  /v1/models\\s+200\\s+\\d+ms  #tty-${noColor}$`));
+      expect(started).not.toContain("{");
+      proc.kill("SIGTERM");
+      await proc.exited;
+    }
   });
 
   test("help is a command too", async () => {
