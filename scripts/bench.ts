@@ -15,7 +15,7 @@ import type { Subprocess } from "bun";
 import { parseConfig, type Config } from "../src/config.ts";
 import { compileRouter } from "../src/router.ts";
 import { withRuntimeSettings } from "../src/runtime-env.ts";
-import { buildBareServer, buildMemproxy } from "./bench/builds.ts";
+import { buildLikeMemproxy, buildMemproxy } from "./bench/builds.ts";
 import type { IdleReport } from "./bench/idle-client.ts";
 import { nextSweepFactor, ohaCommand, OPEN_LOOP_CONNECTIONS, parseOha, parseWrk, wrkCommand, type SweepPoint } from "./bench/loadgen.ts";
 import { rssCurve, RssSampler, steadyRss } from "./bench/memory.ts";
@@ -173,9 +173,11 @@ async function bench(): Promise<void> {
     await buildMemproxy(binary);
   } else notes.push(`memproxy binary given with --binary: ${binary}`);
   const bare = join(OUT, "bare-bun");
+  const floorBinary = join(OUT, "floor");
   if (wants("idle")) {
-    log("building the bare Bun server with scripts/build.ts's flags (.bench/bare-bun)...");
-    await buildBareServer(bare);
+    log("building the bare Bun server and the bun floor with scripts/build.ts's flags (.bench/bare-bun, .bench/floor)...");
+    await buildLikeMemproxy(join(HERE, "bare-server.ts"), bare);
+    await buildLikeMemproxy(join(HERE, "floor.ts"), floorBinary);
   }
   const tools = await ensureTools(!args["no-install"], log);
   const busyBefore = await machineBusy();
@@ -350,7 +352,7 @@ async function bench(): Promise<void> {
 
   // 9. Idle memory of fresh processes: memproxy against a bare compiled Bun server.
   if (wants("idle")) {
-    log(`idle memory: ${opts.idleStarts} fresh start(s) each of memproxy and of the bare Bun server`);
+    log(`idle memory: ${opts.idleStarts} fresh start(s) each of the bare Bun server, the compiled bun floor and memproxy`);
     const idleLog = openSync(join(OUT, "idle-stdout.log"), "w");
     const idleRss = async (cmd: string[], env: Record<string, string | undefined>, port: number) => {
       const proc = spawnChild(cmd, { env, stdout: idleLog, stderr: idleLog });
@@ -363,14 +365,18 @@ async function bench(): Promise<void> {
     };
     const memproxyMb: number[] = [];
     const bareMb: number[] = [];
+    const floorMb: number[] = [];
     for (let i = 0; i < opts.idleStarts; i++) {
       const p1 = freePort();
       bareMb.push(await idleRss([bare], { ...process.env, PORT: String(p1) }, p1));
       const p2 = freePort();
-      memproxyMb.push(await idleRss([binary, "--config", configFile], memproxyEnv(p2), p2));
+      floorMb.push(await idleRss([floorBinary, String(p2), backendUrl], withRuntimeSettings(process.env) ?? process.env, p2));
+      const p3 = freePort();
+      memproxyMb.push(await idleRss([binary, "--config", configFile], memproxyEnv(p3), p3));
     }
-    log(`  memproxy ${memproxyMb.map((x) => x.toFixed(1)).join(", ")} MB; bare Bun ${bareMb.map((x) => x.toFixed(1)).join(", ")} MB`);
-    results.idle = { memproxyMb, bareMb };
+    const show = (xs: number[]) => xs.map((x) => x.toFixed(1)).join(", ");
+    log(`  bare Bun ${show(bareMb)} MB; bun floor ${show(floorMb)} MB; memproxy ${show(memproxyMb)} MB`);
+    results.idle = { memproxyMb, bareMb, floorMb };
   }
 
   // 10. Start-up: fresh processes, nothing else running against them.

@@ -586,11 +586,12 @@ describe("summary", () => {
 
   test("idle memory within 1.3× a bare compiled Bun server; start-up under 50 ms", () => {
     const r = base();
-    r.idle = { memproxyMb: [38, 37, 40], bareMb: [29, 28, 29] };
+    r.idle = { memproxyMb: [38, 37, 40], bareMb: [29, 28, 29], floorMb: [32, 31, 33] };
     r.startup = { runsMs: [30, 40, 35], medianMs: 35, maxMs: 40 };
     const rows = summarize(r);
     expect(rows.find((x) => x.key === "idle.rss")).toMatchObject({ numbers: { memproxy: 38 }, pass: false });
     expect(rows.find((x) => x.key === "idle.rss")!.target).toContain("≤ 1.3× bare Bun (37.7 MB)");
+    expect(rows.find((x) => x.key === "idle.rss")).toMatchObject({ values: { floor: "32.0 MB (compiled)" }, vsFloor: "1.19×" });
     expect(rows.find((x) => x.key === "startup.ms")).toMatchObject({ samples: { memproxy: [30, 40, 35] }, pass: true });
   });
 });

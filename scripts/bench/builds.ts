@@ -1,5 +1,5 @@
-// The programs the benchmark compiles: memproxy itself, and a bare Bun server built with the very same
-// flags (scripts/build.ts's), to compare idle memory with.
+// The programs the benchmark compiles: memproxy itself, and the bare Bun server and the bun floor built
+// with the very same flags (scripts/build.ts's), to compare idle memory with.
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,17 +18,17 @@ export async function buildMemproxy(outfile: string): Promise<void> {
 }
 
 /**
- * Compiles scripts/bench/bare-server.ts into `outfile` with scripts/build.ts itself: build.ts compiles
- * `src/main.ts` under its own parent folder, so a copy of it in a scratch folder, beside the bare
- * server as that folder's src/main.ts, builds the bare server with exactly memproxy's flags.
+ * Compiles a program of the bench (`entry`, e.g. bare-server.ts or floor.ts) into `outfile` with
+ * scripts/build.ts itself, so with exactly memproxy's flags: build.ts compiles `src/main.ts` under its own
+ * parent folder, so the entry is bundled into one file as a scratch folder's src/main.ts, beside a copy
+ * of build.ts, which then compiles it.
  */
-export async function buildBareServer(outfile: string): Promise<void> {
-  const scratch = mkdtempSync(join(tmpdir(), "memproxy-bench-bare-"));
+export async function buildLikeMemproxy(entry: string, outfile: string): Promise<void> {
+  const scratch = mkdtempSync(join(tmpdir(), "memproxy-bench-build-"));
   try {
     mkdirSync(join(scratch, "scripts"));
-    mkdirSync(join(scratch, "src"));
     copyFileSync(join(ROOT, "scripts", "build.ts"), join(scratch, "scripts", "build.ts"));
-    copyFileSync(join(import.meta.dir, "bare-server.ts"), join(scratch, "src", "main.ts"));
+    await run([process.execPath, "build", entry, "--target", "bun", "--outfile", join(scratch, "src", "main.ts")], ROOT);
     await run([process.execPath, join(scratch, "scripts", "build.ts"), "--outfile", outfile], scratch);
   } finally {
     rmSync(scratch, { recursive: true, force: true });

@@ -123,8 +123,8 @@ export interface BenchResults {
   upload?: { bytes: number; rounds: Round<UploadMetrics>[] };
   memory: { memproxy?: MemoryMetrics; nginx?: MemoryMetrics };
   scale?: ScaleResults;
-  /** Idle RSS of fresh processes, MB, one per start: memproxy, and a bare compiled Bun server. */
-  idle?: { memproxyMb: number[]; bareMb: number[] };
+  /** Idle RSS of fresh processes, MB, one per start: memproxy, a bare compiled Bun server, the bun floor compiled alike. */
+  idle?: { memproxyMb: number[]; bareMb: number[]; floorMb?: number[] };
   startup?: { runsMs: number[]; medianMs: number; maxMs: number };
   /** --with-page: the status page's event streams held open through the run. */
   page?: { streams: number; status: number; events?: number; bytes?: number };
@@ -286,6 +286,12 @@ export function summarize(r: BenchResults): Row[] {
     idle.pass = mine <= 1.3 * bare;
     const n = Math.min(r.idle.memproxyMb.length, r.idle.bareMb.length);
     idle.relative = { label: "÷ bare Bun", samples: r.idle.memproxyMb.slice(0, n).map((x, i) => x / r.idle!.bareMb[i]!), kind: "ratio" };
+    if (r.idle.floorMb?.length) {
+      idle.numbers.floor = median(r.idle.floorMb);
+      idle.values.floor = `${mb(idle.numbers.floor)} (compiled)`;
+      idle.samples!.floor = r.idle.floorMb;
+      idle.vsFloor = times(mine / idle.numbers.floor);
+    }
     rows.push(idle);
   }
   if (r.startup) {

@@ -124,8 +124,13 @@ export async function versions(tools: Tools): Promise<Record<string, string>> {
   // "wrk debian/4.1.0-3+b2 [epoll] Copyright (C) 2012 Will Glozer"
   if (tools.wrk) out.wrk = (await run([tools.wrk, "-v"])).out.split("\n")[0]!.replace(/^wrk\s+/, "").replace(/\s+Copyright.*$/, "").trim();
   if (tools.oha) out.oha = (await run([tools.oha, "--version"])).out.trim().replace(/^oha\s+/, "");
-  const git = await run(["git", "-C", new URL("../..", import.meta.url).pathname, "rev-parse", "--short", "HEAD"]).catch(() => ({ code: 1, out: "" }));
-  if (git.code === 0) out.memproxy_commit = git.out.trim();
+  const repo = new URL("../..", import.meta.url).pathname;
+  const git = await run(["git", "-C", repo, "rev-parse", "--short", "HEAD"]).catch(() => ({ code: 1, out: "" }));
+  if (git.code === 0) {
+    // The build is of the work tree: uncommitted changes to what goes into the binary make it "-dirty".
+    const clean = await run(["git", "-C", repo, "diff", "--quiet", "HEAD", "--", "src", "package.json", "bun.lock", "scripts/build.ts"]).catch(() => ({ code: 0, out: "" }));
+    out.memproxy_commit = git.out.trim() + (clean.code === 1 ? "-dirty" : "");
+  }
   return out;
 }
 
