@@ -3,26 +3,11 @@
 import { describe, expect, test } from "bun:test";
 import { setupList, setupText } from "../src/setup.ts";
 import { KNOWN_TOOLS } from "../src/tools.ts";
+import { setupParts } from "./support/setup-text.ts";
 
 // Not the defaults, so that nothing hard-coded passes.
 const ctx = { baseUrl: "http://127.0.0.1:9911", customHeader: "x-team-memory" };
 
-/** The assignments and files of one part of a text (before, or from, the "Per-project memory" line). */
-function partsOf(text: string, part: "base" | "project") {
-  const lines = text.split("\n");
-  const cut = lines.findIndex((l) => l.startsWith("Per-project memory"));
-  const mine = part === "base" ? lines.slice(0, cut < 0 ? lines.length : cut) : cut < 0 ? [] : lines.slice(cut);
-  const exports = mine.filter((l) => l.startsWith("  export ")).map((l) => l.slice(2));
-  const files: { path: string; content: string }[] = [];
-  for (let i = 0; i < mine.length; i++) {
-    const m = /^In (\S+)(?: \(.*\))?:$/.exec(mine[i]!);
-    if (!m) continue;
-    const body: string[] = [];
-    while (mine[i + 1]?.startsWith("    ")) body.push(mine[++i]!.slice(4));
-    files.push({ path: m[1]!, content: body.join("\n") });
-  }
-  return { exports, files };
-}
 
 /** What bash makes of the export lines, with LITELLM_API_KEY set: the variables they set. */
 async function evaluate(exports: string[]): Promise<Record<string, string>> {
@@ -66,22 +51,22 @@ describe("setupText", () => {
   });
 
   test("the shell lines are valid bash and set exactly the values meant", async () => {
-    expect(await evaluate(partsOf(setupText("claude-code", ctx)!, "base").exports)).toEqual({
+    expect(await evaluate(setupParts(setupText("claude-code", ctx)!, "base").exports)).toEqual({
       ANTHROPIC_BASE_URL: ctx.baseUrl,
       ANTHROPIC_AUTH_TOKEN: "sk-test-key",
     });
-    expect(await evaluate(partsOf(setupText("claude-code", ctx)!, "project").exports)).toEqual({
+    expect(await evaluate(setupParts(setupText("claude-code", ctx)!, "project").exports)).toEqual({
       ANTHROPIC_CUSTOM_HEADERS: `${ctx.customHeader}: my-project`,
     });
-    expect(await evaluate(partsOf(setupText("gemini-cli", ctx)!, "base").exports)).toEqual({
+    expect(await evaluate(setupParts(setupText("gemini-cli", ctx)!, "base").exports)).toEqual({
       GOOGLE_GEMINI_BASE_URL: ctx.baseUrl,
       GEMINI_API_KEY: "sk-test-key",
     });
-    expect(await evaluate(partsOf(setupText("qwen-code", ctx)!, "base").exports)).toMatchObject({ OPENAI_BASE_URL: `${ctx.baseUrl}/v1`, OPENAI_API_KEY: "sk-test-key" });
-    expect(await evaluate(partsOf(setupText("anthropic-js", ctx)!, "base").exports)).toEqual({ ANTHROPIC_BASE_URL: ctx.baseUrl, ANTHROPIC_AUTH_TOKEN: "sk-test-key" });
+    expect(await evaluate(setupParts(setupText("qwen-code", ctx)!, "base").exports)).toMatchObject({ OPENAI_BASE_URL: `${ctx.baseUrl}/v1`, OPENAI_API_KEY: "sk-test-key" });
+    expect(await evaluate(setupParts(setupText("anthropic-js", ctx)!, "base").exports)).toEqual({ ANTHROPIC_BASE_URL: ctx.baseUrl, ANTHROPIC_AUTH_TOKEN: "sk-test-key" });
     for (const t of KNOWN_TOOLS) {
       const text = setupText(t.key, ctx)!;
-      for (const part of ["base", "project"] as const) await evaluate(partsOf(text, part).exports);
+      for (const part of ["base", "project"] as const) await evaluate(setupParts(text, part).exports);
     }
   });
 
@@ -90,7 +75,7 @@ describe("setupText", () => {
     for (const t of KNOWN_TOOLS) {
       const text = setupText(t.key, ctx)!;
       for (const part of ["base", "project"] as const) {
-        for (const f of partsOf(text, part).files) {
+        for (const f of setupParts(text, part).files) {
           if (f.path.endsWith(".json")) expect(() => JSON.parse(f.content)).not.toThrow();
           if (part === "project") {
             projectFiles++;
@@ -103,7 +88,7 @@ describe("setupText", () => {
   });
 
   test("Codex gets a provider of its own that sends the header from MEMORY_USER_ID", () => {
-    const { files } = partsOf(setupText("codex", ctx)!, "base");
+    const { files } = setupParts(setupText("codex", ctx)!, "base");
     expect(files.map((f) => f.path)).toEqual(["~/.codex/config.toml"]);
     expect(files[0]!.content).toContain(`base_url = "${ctx.baseUrl}/v1"`);
     expect(files[0]!.content).toContain(`env_http_headers = { "${ctx.customHeader}" = "MEMORY_USER_ID" }`);

@@ -12,6 +12,7 @@ import type { Received } from "../support/backend.ts";
 import { compiledBinary, spawnMemproxy, type MemproxyProcess } from "../support/memproxy.ts";
 import { clientRows, templateRegex } from "./clients/clients-table.ts";
 import { isGeneration, startProviders, type FakeProviders } from "./support/providers.ts";
+import { setupParts } from "../support/setup-text.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const CUSTOM_HEADER = "x-memory-user-id"; // the embedded default config's
@@ -119,7 +120,7 @@ describe.if(!missing)("real clients through the compiled memproxy", () => {
     };
     for (const [path, value] of Object.entries(QUIET[key]?.files ?? {})) write(path, JSON.stringify(value));
     for (const part of perProject ? (["base", "project"] as const) : (["base"] as const)) {
-      const { exports, files } = partOf(text, part);
+      const { exports, files } = setupParts(text, part);
       Object.assign(env, await evaluate(exports, env));
       for (const f of files) write(f.path, f.content);
     }
@@ -272,22 +273,6 @@ console.log(await s.finalText());
   });
 });
 
-/** The export lines and files of one part of a setup text: before the "Per-project memory" line, or from it on. */
-function partOf(text: string, part: "base" | "project") {
-  const lines = text.split("\n");
-  const cut = lines.findIndex((l) => l.startsWith("Per-project memory"));
-  const mine = part === "base" ? lines.slice(0, cut < 0 ? lines.length : cut) : cut < 0 ? [] : lines.slice(cut);
-  const exports = mine.filter((l) => l.startsWith("  export ")).map((l) => l.slice(2));
-  const files: { path: string; content: string }[] = [];
-  for (let i = 0; i < mine.length; i++) {
-    const m = /^In (\S+)(?: \(.*\))?:$/.exec(mine[i]!);
-    if (!m) continue;
-    const body: string[] = [];
-    while (mine[i + 1]?.startsWith("    ")) body.push(mine[++i]!.slice(4));
-    files.push({ path: m[1]!, content: body.join("\n") });
-  }
-  return { exports, files };
-}
 
 /** Runs export lines in bash, as a user's shell would, and returns the variables they set. */
 async function evaluate(exports: string[], env: Record<string, string>): Promise<Record<string, string>> {
