@@ -1,9 +1,10 @@
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, loadConfig, MAX_CONFIG_BYTES, parseConfig, reconcile } from "../src/config.ts";
 import { compileRouter } from "../src/router.ts";
+import { tempDir } from "./support/process.ts";
 
 const problems = (yaml: string, env: Record<string, string> = {}) => {
   try {
@@ -172,10 +173,14 @@ describe("the embedded default config", () => {
     expect(id("curl/8.0")).toBe("default-dev");
   });
 
-  test("config.example.yaml is a valid memproxy config", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "memproxy-cfg-"));
-    writeFileSync(join(dir, "ok.yaml"), "litellm_backend_url: http://127.0.0.1:4000\n");
-    expect((await loadConfig(join(dir, "ok.yaml"), {})).backends).toEqual(["http://127.0.0.1:4000"]);
+  test("config.example.yaml is a valid memproxy config, with every default as the schema has it", async () => {
+    const example = await loadConfig(join(import.meta.dir, "..", "config.example.yaml"), {});
+    const defaults = parseConfig("", "empty.yaml", {});
+    expect(example.warnings).toEqual([]);
+    for (const key of ["listen", "forward", "limits", "backendPool", "shutdown", "reload", "logging", "metrics"] as const) {
+      expect({ [key]: example[key] }).toEqual({ [key]: defaults[key] });
+    }
+    expect(example.routing).toMatchObject({ custom_header: "x-memory-user-id", default_user_id: "default-dev", builtin_rules: true, derive_from_user_agent: true });
   });
 });
 
@@ -194,14 +199,12 @@ describe("what LiteLLM loads, memproxy loads; what would hang or exhaust it is r
   });
 
   test("a file larger than the limit, or a device that never ends, is refused", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "memproxy-cfg-"));
-    try {
-      const big = join(dir, "big.yaml");
+    using dir = tempDir("cfg");
+    {
+      const big = dir.file("big.yaml");
       writeFileSync(big, `# ${"x".repeat(MAX_CONFIG_BYTES)}\n`);
       expect((await loadConfig(big).catch((e) => e)).message).toContain(`${big}: cannot read config: larger than 4 MiB`);
       expect((await loadConfig("/dev/zero").catch((e) => e)).message).toContain("/dev/zero: cannot read config: larger than 4 MiB");
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
     }
   });
 

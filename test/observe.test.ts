@@ -1,6 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, parseConfig, reconcile } from "../src/config.ts";
 import { createLogger, type LogLevel } from "../src/log.ts";
@@ -8,6 +7,7 @@ import { PROMETHEUS_CONTENT_TYPE } from "../src/metrics.ts";
 import { OWN_ENDPOINTS, startServer, type ServerHandle } from "../src/server.ts";
 import { manualStream, startBackend, textReader } from "./support/backend.ts";
 import { spawnMemproxy } from "./support/memproxy.ts";
+import { tempDir } from "./support/process.ts";
 import { parsePrometheus, sampleSum, sampleValue, type Family } from "./support/prometheus.ts";
 
 type Line = Record<string, unknown>;
@@ -565,9 +565,16 @@ describe("the logging and metrics settings", () => {
 
   /** memproxy from source, as the CLI runs it, with the given `memproxy.logging` settings. */
   const cliWithLogging = (backend: string, logging: string) => {
-    const file = join(mkdtempSync(join(tmpdir(), "memproxy-obs-")), "memproxy.yaml");
-    writeFileSync(file, `litellm_backend_url: ${backend}\nmemproxy:\n  listen: {port: 0}\n  logging: ${logging}\n`);
-    return spawnMemproxy([process.execPath, "src/main.ts", "--config", file]);
+    const dir = tempDir("obs");
+    writeFileSync(dir.file("memproxy.yaml"), `litellm_backend_url: ${backend}\nmemproxy:\n  listen: {port: 0}\n  logging: ${logging}\n`);
+    const proc = spawnMemproxy([process.execPath, "src/main.ts", "--config", dir.file("memproxy.yaml")]);
+    return Object.assign(proc, {
+      async [Symbol.asyncDispose]() {
+        if (proc.proc.exitCode === null && proc.proc.signalCode === null) proc.proc.kill("SIGKILL");
+        await proc.proc.exited;
+        dir[Symbol.dispose]();
+      },
+    });
   };
 
   test("the CLI logs as configured: text lines at debug level", async () => {

@@ -2,7 +2,7 @@
 // and a fake OpenAI/Anthropic provider behind LiteLLM records what arrives (above all x-sm-user-id); further
 // down, the whole memory chain through a fake Supermemory Memory Router, with config.example.yaml as written.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
@@ -96,6 +96,7 @@ function freePort(): number {
 /** Process groups of LiteLLM children seen by the tests: killed at the end whatever happened. */
 const seenGroups = new Set<number>();
 afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
   for (const pgid of seenGroups) {
     try {
       process.kill(-pgid, "SIGKILL");

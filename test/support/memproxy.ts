@@ -14,20 +14,26 @@ export function startProxy(yaml: string, env: Record<string, string | undefined>
 }
 
 let built: Promise<string> | undefined;
+let builtDir: Disposable | undefined;
 /**
- * Builds the compiled executable once per test process, into a temporary folder removed when the process
- * exits; returns its path.
+ * Builds the compiled executable once per test run, into a temporary folder that removeCompiledBinary()
+ * removes when the run ends (test/support/preload.ts); returns its path.
  */
 export function compiledBinary(): Promise<string> {
   built ??= (async () => {
     const dir = tempDir("bin");
-    process.on("exit", () => dir[Symbol.dispose]());
+    builtDir = dir;
     const out = dir.file("memproxy");
     const r = await runToEnd([process.execPath, "scripts/build.ts", "--outfile", out], { cwd: ROOT });
     if (r.code !== 0) throw new Error(`build failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
     return out;
   })();
   return built;
+}
+
+/** Removes the compiled executable's folder, if one was built. */
+export function removeCompiledBinary(): void {
+  builtDir?.[Symbol.dispose]();
 }
 
 /** A memproxy child process whose stdout/stderr are collected line by line. */
