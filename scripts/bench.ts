@@ -4,7 +4,7 @@
 // writes .bench/results-*.json. How each number is measured: scripts/bench/README.md.
 //
 //   bun scripts/bench.ts [--quick] [--rounds N] [--duration S] [--only json,open,sse,upload,scale,idle,startup]
-//                        [--binary PATH] [--lean] [--with-page N] [--no-install]
+//                        [--binary PATH] [--lean] [--with-page N] [--profile] [--no-install]
 //   bun scripts/bench.ts --compare A.json B.json
 //
 // Exits 0 when it measured (even if a target failed: this is a measurement), 1 when it could not run.
@@ -77,6 +77,7 @@ const { values: args } = parseArgs({
     binary: { type: "string" },
     lean: { type: "boolean", default: false },
     "with-page": { type: "string" },
+    profile: { type: "boolean", default: false },
     "no-install": { type: "boolean", default: false },
     compare: { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
@@ -122,7 +123,20 @@ const opts = {
   lean: args.lean!,
   /** Status page event streams held open on memproxy through the run (--with-page N). */
   page: args["with-page"] === undefined ? 0 : Number(args["with-page"]),
+  /** The comparison's memproxy from source and the floor under Bun's sampling profiler (--profile). */
+  profile: args.profile!,
 };
+const PROFILES = join(OUT, "profiles");
+/**
+ * With --profile: the environment that makes a Bun process write a Markdown CPU profile named `name`
+ * into .bench/profiles when it exits (memproxy's runtime settings included, so it need not re-execute).
+ */
+function profiled(env: Record<string, string | undefined>, name: string): Record<string, string | undefined> {
+  if (!opts.profile) return env;
+  const flags = `--cpu-prof-md --cpu-prof-dir=${PROFILES} --cpu-prof-name=${name}.md`;
+  const withFlags = { ...env, BUN_OPTIONS: `${env.BUN_OPTIONS ?? ""} ${flags}`.trim() };
+  return withRuntimeSettings(withFlags) ?? withFlags;
+}
 /** What memproxy's bench config is given besides its backend and port: --lean turns the observation off. */
 const CONFIG_ENV = opts.lean ? { BENCH_LOG_LEVEL: "warn", BENCH_METRICS: "false" } : { BENCH_LOG_LEVEL: "info", BENCH_METRICS: "true" };
 for (const s of opts.scenarios) {
@@ -196,7 +210,13 @@ async function bench(): Promise<void> {
 
   const memproxyPort = freePort();
   const memproxyLog = openSync(join(OUT, "memproxy-stdout.log"), "w");
-  const memproxy = spawnChild([binary, "--config", configFile], { env: memproxyEnv(memproxyPort), stdout: memproxyLog, stderr: memproxyLog });
+  if (opts.profile) {
+    rmSync(PROFILES, { recursive: true, force: true });
+    mkdirSync(PROFILES, { recursive: true });
+    note(`--profile: memproxy ran from source (bun src/main.ts) and the floor, both under Bun's sampling profiler: profiles in ${PROFILES}; numbers not comparable with unprofiled runs`);
+  }
+  const memproxyCmd = opts.profile ? [process.execPath, join(ROOT, "src", "main.ts"), "--config", configFile] : [binary, "--config", configFile];
+  const memproxy = spawnChild(memproxyCmd, { env: profiled(memproxyEnv(memproxyPort), "memproxy"), stdout: memproxyLog, stderr: memproxyLog });
   const urls: Partial<Record<PathName, string>> = { direct: backendUrl, memproxy: `http://127.0.0.1:${memproxyPort}` };
   await firstProxiedAnswer(`${urls.memproxy}/v1/chat/completions`, performance.now(), { timeoutMs: 10_000, exited: memproxy.exited });
 
@@ -217,7 +237,7 @@ async function bench(): Promise<void> {
   // the runtime settings memproxy re-executes itself with (its garbage collector's, fetch's limit).
   const floorPort = freePort();
   const floor = spawnChild([process.execPath, join(HERE, "floor.ts"), String(floorPort), backendUrl], {
-    env: withRuntimeSettings(process.env) ?? process.env,
+    env: profiled(withRuntimeSettings(process.env) ?? process.env, "floor"),
     stdout: "ignore",
     stderr: "inherit",
   });
@@ -417,6 +437,7 @@ async function bench(): Promise<void> {
   console.log(table(results.rows));
   if (results.scale?.rss) console.log(`\nteam scale, memproxy's RSS (s after the streams started: MB): ${results.scale.rss.curve.filter((_, i) => i % 8 === 0).map(([t, v]) => `${(t / 1000).toFixed(0)}: ${v.toFixed(0)}`).join(", ")}`);
   if (notes.length) console.log(`\nnotes:\n${notes.map((n) => `- ${n}`).join("\n")}`);
+  if (opts.profile) console.log(`\nprofiles (Markdown, Bun's sampling profiler): ${PROFILES}`);
   console.log(`\nresults: ${file}`);
 }
 
@@ -532,7 +553,8 @@ async function teamScale(
   const port = freePort();
   const url = `http://127.0.0.1:${port}`;
   const scaleLog = openSync(join(OUT, "scale-stdout.log"), "w");
-  const proc = spawnChild(withFdLimit([binary, "--config", configFile], FD_LIMIT), { env: envFor(port, { BENCH_IDLE_TIMEOUT: "120s" }), stdout: scaleLog, stderr: scaleLog });
+  const cmd = opts.profile ? [process.execPath, join(ROOT, "src", "main.ts"), "--config", configFile] : [binary, "--config", configFile];
+  const proc = spawnChild(withFdLimit(cmd, FD_LIMIT), { env: profiled(envFor(port, { BENCH_IDLE_TIMEOUT: "120s" }), "memproxy-scale"), stdout: scaleLog, stderr: scaleLog });
   const out: ScaleResults = { streams: s.streams, events: s.events, intervalMs: s.intervalMs, rampMs: s.rampMs, sse: {} };
   try {
     await firstProxiedAnswer(`${url}/v1/chat/completions`, performance.now(), { timeoutMs: 10_000, exited: proc.exited });

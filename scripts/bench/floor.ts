@@ -45,3 +45,5 @@ const server = Bun.serve({
   },
 });
 console.log(JSON.stringify({ port: server.port }));
+// Exits through process.exit, so that a profile asked for with --cpu-prof is written (bench --profile).
+process.on("SIGTERM", () => process.exit(0));
