@@ -132,7 +132,11 @@ function stamped(answer: Answer, ctx: RequestContext): Answer {
 /** A request memproxy does not answer itself: routed, checked, and forwarded. */
 function proxied(req: Request, s: State, ctx: RequestContext): Answer {
   const routed = s.router(req.headers);
-  if (!routed.ok) return refuse(ctx, rejection(routed.rejection));
+  if (!routed.ok) {
+    // Recorded under the id the request would have had without its custom header.
+    ctx.tap.routed(routed.rejection.without_header);
+    return refuse(ctx, rejection(routed.rejection));
+  }
   const decision = routed.decision;
   ctx.tap.routed(decision);
   const length = contentLength(req.headers);

@@ -42,7 +42,7 @@ export type BackendErrorKind = (typeof BACKEND_ERROR_KINDS)[number];
 
 /** The label value that collects every user id (or model) past the limit. */
 export const OVERFLOW_LABEL = "other";
-/** The user label of requests refused before a user id was decided (e.g. an invalid custom header). */
+/** The user label of requests refused before they were routed (no access key). */
 export const NO_USER = "(none)";
 
 /** Bucket bounds in seconds: LLM calls take from milliseconds (errors, cached) to many minutes (long streams). */

@@ -24,6 +24,8 @@ export interface RoutingDecision {
 export interface RoutingRejection {
   status: 400 | 403;
   message: string;
+  /** The decision the rules give without the custom header: the id the request would have had (for logs). */
+  without_header: RoutingDecision;
 }
 
 /** Who may choose which memory with the custom header (the `memproxy.access` settings). */
@@ -69,22 +71,10 @@ export function compileRouter(config: RoutingConfig, policy: CustomHeaderPolicy 
   const ignoreDisallowed = policy.on_disallowed === "ignore";
   const rules = ruleLayers(config);
   const generic = config.derive_from_user_agent ? new Set([...GENERIC_PRODUCTS, ...config.generic_user_agents]) : null;
-  const fallback: RoutingResult = result({ user_id: config.default_user_id, decided_by: "default", is_default: true });
+  const fallback = result({ user_id: config.default_user_id, decided_by: "default", is_default: true });
 
-  return (headers) => {
-    const explicit = customHeader === null ? null : headers.get(customHeader);
-    if (explicit !== null) {
-      if (!USER_ID.test(explicit)) {
-        return { ok: false, rejection: { status: 400, message: `Invalid ${customHeader} header: the user id must be ${USER_ID_RULE} (got ${describe(explicit)})` } };
-      }
-      if (!allowed.length || allowed.some((m) => m.test(explicit))) {
-        return result({ user_id: explicit, decided_by: "custom_header", custom_header_present: true });
-      }
-      if (!ignoreDisallowed) {
-        return { ok: false, rejection: { status: 403, message: `The ${customHeader} value ${JSON.stringify(explicit)} is not among the user ids this memproxy allows` } };
-      }
-      // on_disallowed: ignore: the rules decide, as if the header were absent.
-    }
+  /** The decision of the rules, the derivation and the default: what applies without the custom header. */
+  const byRules = (headers: HeaderSource): Routed => {
     const matched = rules.first(headers);
     if (matched) return matched;
     if (generic) {
@@ -93,10 +83,32 @@ export function compileRouter(config: RoutingConfig, policy: CustomHeaderPolicy 
     }
     return fallback;
   };
+
+  return (headers) => {
+    const explicit = customHeader === null ? null : headers.get(customHeader);
+    if (explicit !== null) {
+      if (!USER_ID.test(explicit)) {
+        const message = `Invalid ${customHeader} header: the user id must be ${USER_ID_RULE} (got ${describe(explicit)})`;
+        return { ok: false, rejection: { status: 400, message, without_header: byRules(headers).decision } };
+      }
+      if (!allowed.length || allowed.some((m) => m.test(explicit))) {
+        return result({ user_id: explicit, decided_by: "custom_header", custom_header_present: true });
+      }
+      if (!ignoreDisallowed) {
+        const message = `The ${customHeader} value ${JSON.stringify(explicit)} is not among the user ids this memproxy allows`;
+        return { ok: false, rejection: { status: 403, message, without_header: byRules(headers).decision } };
+      }
+      // on_disallowed: ignore: the rules decide, as if the header were absent.
+    }
+    return byRules(headers);
+  };
 }
 
 /** The user's rules, then the built-in ones, as one ordered list read in one pass per header. */
-function ruleLayers(config: RoutingConfig): { first(headers: HeaderSource): RoutingResult | undefined } {
+/** A decision that routes: what the rules give. */
+type Routed = RoutingResult & { ok: true };
+
+function ruleLayers(config: RoutingConfig): { first(headers: HeaderSource): Routed | undefined } {
   const all = [
     ...config.header_patterns.map((rule) => ({ rule, decided_by: "pattern" as const, tool: null })),
     ...(config.builtin_rules
@@ -149,7 +161,7 @@ export function deriveUserId(userAgent: string | null, generic: ReadonlySet<stri
   return id ? { id, product } : undefined;
 }
 
-function result(d: Partial<RoutingDecision> & Pick<RoutingDecision, "user_id" | "decided_by">): RoutingResult {
+function result(d: Partial<RoutingDecision> & Pick<RoutingDecision, "user_id" | "decided_by">): Routed {
   const decision: RoutingDecision = {
     user_id: d.user_id,
     decided_by: d.decided_by,

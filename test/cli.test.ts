@@ -223,7 +223,8 @@ describe("memproxy (compiled)", () => {
     expect(JSON.parse(await mp.waitForLine("cli-refused-1"))).toMatchObject({
       level: "info",
       status: 400,
-      user_id: null,
+      user_id: "default-dev",
+      decided_by: "default",
       error_code: "invalid_user_id",
       bytes_out: Buffer.byteLength(body),
       error: expect.stringContaining("x-memory-user-id"),

@@ -134,10 +134,11 @@ describe("proxied requests", () => {
     const body = await starting.text();
     expect(h.line("req-1")).toMatchObject({ status: 503, user_id: "claude-cli", error_code: "backend_starting", bytes_out: Buffer.byteLength(body) });
     child = { ...child, state: "ready" };
-    const bad = await h.serve("/v1/messages", { method: "POST", headers: { "x-memory-user-id": "has space" }, body: "{}" });
+    const bad = await h.serve("/v1/messages", { method: "POST", headers: { "x-memory-user-id": "has space", "user-agent": "QwenCode/0.24.4 (linux; x64)" }, body: "{}" });
     expect(bad.status).toBe(400);
     const badBody = await bad.text();
-    expect(h.line("req-2")).toMatchObject({ status: 400, user_id: null, error_code: "invalid_user_id", bytes_out: Buffer.byteLength(badBody) });
+    // The id it would have had without its malformed header.
+    expect(h.line("req-2")).toMatchObject({ status: 400, user_id: "qwen-code", decided_by: "builtin", error_code: "invalid_user_id", bytes_out: Buffer.byteLength(badBody) });
     expect(String(h.line("req-2")!.error)).toContain("A-Z a-z 0-9 _ : -");
     expect(b.received).toHaveLength(0);
   });
