@@ -1,6 +1,9 @@
 import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { parseConfig } from "../src/config.ts";
 import { compileRouter } from "../src/router.ts";
+import { clientRows, sampleOf } from "./e2e/clients/clients-table.ts";
 
 const ORIGINAL = `
 user_id_mappings:
@@ -223,4 +226,41 @@ user_id_mappings:
     expect(userOf(router(recording({ "x-client": "a/" })))).toBe("fallback");
     expect(userOf(router(recording({})))).toBe("fallback");
   });
+});
+
+describe("every tool is recognised in the configs users really have", () => {
+  // The original design's config, as its document gives it, and the example this repository ships (README's
+  // Quick start copies it): no rule for today's tools in either, and every tool gets its own id.
+  const DESIGN = `
+user_id_mappings:
+  custom_header: "x-memory-user-id"
+  header_patterns:
+    - header: "user-agent"
+      pattern: "OpenAIClientImpl/Java"
+      user_id: "pycharm-ai"
+    - header: "user-agent"
+      pattern: "Claude Code/.*"
+      user_id: "claude-cli"
+    - header: "user-agent"
+      pattern: "vscode/.*"
+      user_id: "vscode-copilot"
+  default_user_id: "default-dev"
+`;
+  const example = readFileSync(join(import.meta.dir, "..", "config.example.yaml"), "utf8");
+  for (const [name, yaml] of [
+    ["the original design's config", DESIGN],
+    ["config.example.yaml", example],
+  ] as const) {
+    test(name, () => {
+      const router = compileRouter(parseConfig(yaml, name, {}).routing);
+      const rows = clientRows().filter((r) => r.userAgent !== null || r.headers.length);
+      expect(rows.length).toBeGreaterThan(15);
+      for (const row of rows) {
+        const headers = new Headers(row.headers.map(([n, v]) => [n, sampleOf(v)] as [string, string]));
+        if (row.userAgent !== null) headers.set("user-agent", sampleOf(row.userAgent));
+        const r = router(headers);
+        expect({ tool: row.key, id: r.ok ? r.decision.user_id : r.rejection.message }).toEqual({ tool: row.key, id: row.memoryId });
+      }
+    });
+  }
 });
