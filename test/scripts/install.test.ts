@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-const INSTALL = join(import.meta.dir, "..", "scripts", "install.sh");
+const INSTALL = join(import.meta.dir, "..", "..", "scripts", "install.sh");
 const tmp = mkdtempSync(join(tmpdir(), "memproxy-install-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 

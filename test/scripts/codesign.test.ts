@@ -4,7 +4,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { findRcodesign, RCODESIGN_VERSION, signingSettings, storedZip } from "../scripts/codesign.ts";
+import { findRcodesign, RCODESIGN_VERSION, signingSettings, storedZip } from "../../scripts/codesign.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "memproxy-codesign-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -61,7 +61,7 @@ describe("findRcodesign", () => {
   });
 
   test("the version is the one scripts/setup-release-tools.sh pins", () => {
-    expect(readFileSync(join(import.meta.dir, "..", "scripts", "setup-release-tools.sh"), "utf8")).toContain(`RCODESIGN_VERSION="${RCODESIGN_VERSION}"`);
+    expect(readFileSync(join(import.meta.dir, "..", "..", "scripts", "setup-release-tools.sh"), "utf8")).toContain(`RCODESIGN_VERSION="${RCODESIGN_VERSION}"`);
     expect(RCODESIGN_VERSION).toMatch(/^\d+\.\d+\.\d+$/);
   });
 });

@@ -3,13 +3,13 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildCommand, buildInfo } from "../scripts/build.ts";
-import { lines } from "../scripts/bench/procs.ts";
-import { VERSION } from "../src/version.ts";
-import { startBackend } from "./support/backend.ts";
-import { compiledBinary } from "./support/memproxy.ts";
+import { buildCommand, buildInfo } from "../../scripts/build.ts";
+import { lines } from "../../scripts/bench/procs.ts";
+import { VERSION } from "../../src/version.ts";
+import { startBackend } from "../support/backend.ts";
+import { compiledBinary } from "../support/memproxy.ts";
 
-const ROOT = join(import.meta.dir, "..");
+const ROOT = join(import.meta.dir, "..", "..");
 const tmp = mkdtempSync(join(tmpdir(), "memproxy-build-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 

@@ -4,11 +4,11 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { parseAllDocuments } from "yaml";
-import pkg from "../package.json" with { type: "json" };
-import { DEFAULT_CONFIG_TEXT, parseConfig } from "../src/config.ts";
-import { OWN_ENDPOINTS } from "../src/server.ts";
+import pkg from "../../package.json" with { type: "json" };
+import { DEFAULT_CONFIG_TEXT, parseConfig } from "../../src/config.ts";
+import { OWN_ENDPOINTS } from "../../src/server.ts";
 
-const ROOT = join(import.meta.dir, "..");
+const ROOT = join(import.meta.dir, "..", "..");
 const DEFAULT = parseConfig(DEFAULT_CONFIG_TEXT, "default-config.yaml", {});
 const DEFAULT_PORT = parseConfig("", "empty.yaml", {}).listen.port;
 // The metrics endpoint is memproxy's own once OWN_ENDPOINTS has it; Prometheus' convention until then.

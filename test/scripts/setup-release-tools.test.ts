@@ -4,9 +4,9 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { RCODESIGN_VERSION } from "../scripts/codesign.ts";
+import { RCODESIGN_VERSION } from "../../scripts/codesign.ts";
 
-const SCRIPT = join(import.meta.dir, "..", "scripts", "setup-release-tools.sh");
+const SCRIPT = join(import.meta.dir, "..", "..", "scripts", "setup-release-tools.sh");
 const tmp = mkdtempSync(join(tmpdir(), "memproxy-setup-release-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
