@@ -5,7 +5,7 @@
 // noise. Nothing here is timed.
 import { describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../src/config.ts";
 import { compileRouter } from "../src/router.ts";
@@ -19,7 +19,7 @@ import { compare, difference, summarize, table, type BenchResults, type OpenLoop
 import { runSse } from "../scripts/bench/sse-client.ts";
 import { batchedInRead, HttpResponseParser, SseSplitter } from "../scripts/bench/sse.ts";
 import { median, percentile, sortedSamples } from "../scripts/bench/stats.ts";
-import { findTool } from "../scripts/bench/tools.ts";
+import { findTool, OHA_VERSION, ohaPath } from "../scripts/bench/tools.ts";
 import { manualStream, startBackend, textReader } from "./support/backend.ts";
 
 const BENCH_CONFIG = join(import.meta.dir, "..", "scripts", "bench", "memproxy.yaml");
@@ -279,6 +279,21 @@ describe("load generators", () => {
     expect(m).toMatchObject({ offered: 10_000, achieved: 9_990.5, p50Ms: 0.4, p99Ms: 1.5, p999Ms: 4, maxMs: 12.3, requests: 99_005, errors: 7 });
     expect(m.errorKinds).toEqual({ "status 503": 5, "connection closed": 2 });
     expect(m.cpuUsPerReq).toBeCloseTo((2_000 * 1000) / 99_005, 6);
+  });
+});
+
+describe("tools", () => {
+  test("the pinned oha lives in memproxy's tool cache, MEMPROXY_CACHE_DIR first", () => {
+    const was = process.env.MEMPROXY_CACHE_DIR;
+    try {
+      process.env.MEMPROXY_CACHE_DIR = "/somewhere/cache";
+      expect(ohaPath()).toBe(`/somewhere/cache/oha-${OHA_VERSION}/bin/oha`);
+      delete process.env.MEMPROXY_CACHE_DIR;
+      expect(ohaPath()).toBe(join(homedir(), ".cache", "memproxy", `oha-${OHA_VERSION}`, "bin", "oha"));
+    } finally {
+      if (was === undefined) delete process.env.MEMPROXY_CACHE_DIR;
+      else process.env.MEMPROXY_CACHE_DIR = was;
+    }
   });
 });
 

@@ -48,8 +48,8 @@ async function isPinnedOha(bin: string): Promise<boolean> {
 
 /**
  * Finds the pinned oha in the cache; when it is missing and `install` is set, builds it with
- * `cargo install --locked` (no TLS: the bench speaks plain HTTP on loopback), under a lock so that
- * concurrent benches build it once. Never fails: what is missing goes to `notes`.
+ * `cargo install --locked` (221 crates: minutes, once), under a lock so that concurrent benches build it
+ * once. Never fails: what is missing goes to `notes`.
  * @returns its path, if it could be had.
  */
 export async function ensureOha(install: boolean, log: (line: string) => void, notes: string[]): Promise<string | undefined> {
@@ -66,9 +66,10 @@ export async function ensureOha(install: boolean, log: (line: string) => void, n
   }
   const root = join(cacheDir(), `oha-${OHA_VERSION}`);
   mkdirSync(root, { recursive: true });
-  const cargoInstall = [cargo, "install", "--locked", "--no-default-features", "--version", OHA_VERSION, "--root", root, "oha"];
+  // Its default features (rustls) are needed: 1.16.0 does not compile without a TLS feature.
+  const cargoInstall = [cargo, "install", "--locked", "--version", OHA_VERSION, "--root", root, "oha"];
   const flock = findTool("flock");
-  log(`building oha ${OHA_VERSION} from crates.io into ${root} (cargo install; a few minutes, once)...`);
+  log(`building oha ${OHA_VERSION} from crates.io into ${root} (cargo install: about 9 minutes of CPU, once)...`);
   const t0 = performance.now();
   // Under the lock, a build another bench finished meanwhile is found and kept (cargo install skips it).
   const res = await run(flock ? [flock, "-w", "1800", join(root, ".lock"), ...cargoInstall] : cargoInstall);
