@@ -510,6 +510,7 @@ describe("summary", () => {
       const r = rows.find((x) => x.key === key)!;
       expect([r.target, r.pass]).toEqual(["reported", undefined]);
     }
+    expect(rows.find((x) => x.key === "json256.rps")!.relative).toEqual({ label: "÷ nginx", samples: [0.1], kind: "ratio" });
     expect(table(rows).split("\n")[0]).toContain("| bun floor |");
     expect(table(rows).split("\n").find((l) => l.includes("256 conns: p99"))).toMatch(/\| reported +\| +\|$/);
   });
@@ -635,6 +636,8 @@ describe("comparing runs", () => {
       }) as BenchResults;
     // B's CPU per request is lower in every round, but so is the floor's: the machine got faster.
     const out = compare(run("A", [50, 52, 51], [40, 41, 40]), run("B", [45, 46, 44], [36, 37, 35]));
+    expect(out).not.toContain("note: the two runs differ");
+    expect(compare(run("A", [1], [1]), { ...run("B", [1], [1]), options: { rounds: 1, quick: true } })).toStartWith("note: the two runs differ in --quick");
     const line = out.split("\n").find((l) => l.includes("32 conns: proxy CPU per request"))!;
     const cells = line.split("|").map((c) => c.trim());
     expect(cells.slice(2, 7)).toEqual(["51.0 µs", "45.0 µs", "−6.00 (−11.8%)", "±2.00", "better"]);

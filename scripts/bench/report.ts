@@ -212,13 +212,18 @@ function row<M>(key: string, label: string, rounds: Round<M>[], pick: (m: M) => 
   };
 }
 
+/** Keeps memproxy's comparison with `other`, round by round, for a comparison of runs. */
+function relate<M>(r: Row, rounds: Round<M>[], other: PathName, pick: (m: M) => number, kind: "ratio" | "diff"): number[] {
+  const s = pairs(rounds, other, pick, kind === "ratio" ? ratio : diff);
+  r.relative = { label: kind === "ratio" ? `÷ ${other}` : `− ${other}`, samples: s, kind };
+  return s;
+}
+
 /** Sets a row's target, judged on memproxy against `other` round by round (median of the rounds). */
 function judge<M>(r: Row, rounds: Round<M>[], other: PathName, pick: (m: M) => number, kind: "ratio" | "diff", target: string, ok: (x: number) => boolean): Row {
-  const s = pairs(rounds, other, pick, kind === "ratio" ? ratio : diff);
-  const x = median(s);
+  const x = median(relate(r, rounds, other, pick, kind));
   r.target = target;
   r.pass = Number.isNaN(x) ? null : ok(x);
-  r.relative = { label: kind === "ratio" ? `÷ ${other}` : `− ${other}`, samples: s, kind };
   return r;
 }
 
@@ -236,14 +241,20 @@ export function summarize(r: BenchResults): Row[] {
     const judged = conns === "32";
     const t = row(`json${conns}.rps`, `JSON POST, ${conns} conns: requests/s`, rounds, (m) => m.rps, rps, "ratio", "higher");
     if (judged) judge(t, rounds, "nginx", (m) => m.rps, "ratio", "≥ 0.65× nginx", (x) => x >= 0.65);
-    else t.target = "reported";
+    else {
+      relate(t, rounds, "nginx", (m) => m.rps, "ratio");
+      t.target = "reported";
+    }
     rows.push(t);
     const cpu = noDirect(row(`json${conns}.cpu`, `JSON POST, ${conns} conns: proxy CPU per request`, rounds, (m) => m.cpuUsPerReq, us, "ratio", "lower"));
     rows.push(judge(cpu, rounds, "floor", (m) => m.cpuUsPerReq, "ratio", "≤ 1.2× bun floor", (x) => x <= 1.2));
     rows.push(row(`json${conns}.p50`, `JSON POST, ${conns} conns: p50`, rounds, (m) => m.p50Ms, ms, "diff", "lower"));
     const p99 = row(`json${conns}.p99`, `JSON POST, ${conns} conns: p99`, rounds, (m) => m.p99Ms, ms, "diff", "lower");
     if (judged) judge(p99, rounds, "nginx", (m) => m.p99Ms, "diff", "≤ nginx + 1 ms", (x) => x <= 1);
-    else p99.target = "reported";
+    else {
+      relate(p99, rounds, "nginx", (m) => m.p99Ms, "diff");
+      p99.target = "reported";
+    }
     rows.push(p99);
   }
   if (r.open) rows.push(...openRows(r.open));
@@ -518,7 +529,15 @@ export function compare(a: BenchResults, b: BenchResults): string {
     return [...cells, ...relCells];
   });
   const head = ["measurement", `memproxy A`, `memproxy B`, "B − A", "noise", "verdict", "against", "A", "B", "B − A, noise", "verdict"];
+  const differ = [
+    a.machine.cpu !== b.machine.cpu || a.machine.nproc !== b.machine.nproc ? "machines" : "",
+    Boolean(a.options.quick) !== Boolean(b.options.quick) ? "--quick" : "",
+    Boolean(a.options.lean) !== Boolean(b.options.lean) ? "--lean" : "",
+    Boolean(a.options.profile) !== Boolean(b.options.profile) ? "--profile" : "",
+    (a.options.page ?? 0) !== (b.options.page ?? 0) ? "--with-page" : "",
+  ].filter(Boolean);
   return [
+    ...(differ.length ? [`note: the two runs differ in ${differ.join(", ")}`] : []),
     `A: ${a.started} (${a.versions.memproxy_commit ?? "?"}, ${roundsOf(a)})`,
     `B: ${b.started} (${b.versions.memproxy_commit ?? "?"}, ${roundsOf(b)})`,
     "noise: the larger of the two runs' spreads between their own rounds (max − min); a change counts (better/worse) only when",
