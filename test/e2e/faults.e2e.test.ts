@@ -234,6 +234,26 @@ memproxy:
     expect(backend.received.map((r) => r.headers.get("x-sm-user-id"))).toEqual(admitted);
   });
 
+  // `.*a.{400}b` is linear too, but its automaton is too large to cache: one decision on 8 KiB of random a and c
+  // took about 70 ms here, of a and b about 20 ms (the rules above: under 0.4 ms each).
+  test("check marks a rule whose decisions cost milliseconds on hostile values, and not the usual ones", async () => {
+    using dir = tempDir("redos-check");
+    const path = dir.file("config.yaml");
+    writeFileSync(path, `${HOSTILE_RULES}    - {pattern: '.*a.{400}b', user_id: counted}\n    - {pattern: 'claude-cli/', user_id: claude}\n`);
+    const check = await runToEnd([bin, "check", "--config", path]);
+    expect(check.code).toBe(0);
+    const rules = check.stdout.split("\n").filter((l) => /^\s+\[\d+\] /.test(l));
+    expect(rules.map((l) => [/-> (\S+)/.exec(l)![1], l.includes("costly on hostile values")])).toEqual([
+      ["polyab", false],
+      ["copilot", false],
+      ["edge", false],
+      ["nested", false],
+      ["titled", false],
+      ["counted", true],
+      ["claude", false],
+    ]);
+  });
+
   test("patterns the linear-time engine cannot run (backreferences, lookarounds) are refused at load, by check and at start, naming the path", async () => {
     using dir = tempDir("redos-refused");
     const path = dir.file("config.yaml");
