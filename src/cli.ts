@@ -1,7 +1,7 @@
 // The command line: a thin shell over the library. Only this file reads argv, handles signals and exits.
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { urlOf } from "./address.ts";
+import { redactUrl, urlOf } from "./address.ts";
 import { startApp, type App } from "./app.ts";
 import { ConfigError, loadConfig, parseConfig, readConfigText, USER_ID_RULE, type Config, type ConfigOverride } from "./config.ts";
 import { runDoctor } from "./doctor.ts";
@@ -202,7 +202,7 @@ async function run(values: Options, io: CliIO): Promise<number> {
   logger.info(`memproxy ${VERSION} listening on ${app.server.url} (status page: ${app.server.url}/)`, {
     url: app.server.url,
     page: `${app.server.url}/`,
-    backend: config.backends.join(", "),
+    backend: config.backends.map(redactUrl).join(", "),
     config: config.source,
   });
   for (const warning of config.warnings) logger.warn(warning);
@@ -291,7 +291,7 @@ function check(config: Config, io: CliIO): number {
   const lines = [
     `${config.source}: OK`,
     `  listen:           ${config.listen.host}:${config.listen.port}`,
-    `  backend:          ${config.backends.join(", ")}`,
+    `  backend:          ${config.backends.map(redactUrl).join(", ")}`,
     `  custom header:    ${a.custom_header ? r.custom_header : `${r.custom_header} (ignored: memproxy.access.custom_header is false)`}`,
     ...(a.custom_header && a.allowed_user_ids.length ? [`  allowed ids:      ${a.allowed_user_ids.map((p) => JSON.stringify(p)).join(", ")} (each matches a whole id)`] : []),
     `  user id headers:  ${[config.forward.user_id_header, ...config.forward.also_send_user_id_as].join(", ")}`,
@@ -342,16 +342,21 @@ function patternNote(pattern: string): string {
 }
 
 /**
- * Whether a pattern's automaton falls back to step-by-step simulation on values made of its own characters:
- * the shapes whose matching costs milliseconds rather than microseconds on a long hostile header.
+ * Whether a pattern's automaton falls back to step-by-step simulation on long values made of its own characters:
+ * the shapes whose matching costs milliseconds rather than microseconds on a hostile header. Probed with all of
+ * its literal characters, and with each one beside a character it does not have (`.*a.{400}b` needs `a`/`c`).
  */
 function costly(pattern: string): boolean {
-  const alphabet = [...new Set(pattern.replace(/[\\^$.|?*+()[\]{}]/g, "") + "ab ")];
+  const literal = [...new Set(pattern.replace(/[\\^$.|?*+()[\]{}]/g, ""))];
+  const stranger = ["c", "x", "~", "0"].find((c) => !literal.includes(c)) ?? "\u00e9";
+  const alphabets = [[...literal, "a", "b", " "], ...literal.slice(0, 8).map((c) => [c, stranger])];
   let seed = 1;
-  const probe = Array.from({ length: 8192 }, () => alphabet[(seed = (seed * 1103515245 + 12345) & 0x7fffffff) % alphabet.length]).join("");
-  const automaton = compileAutomaton([pattern], {});
-  automaton.test(probe);
-  return automaton.stats.nfaFallbacks > 0;
+  return alphabets.some((alphabet) => {
+    const probe = Array.from({ length: 8192 }, () => alphabet[(seed = (seed * 1103515245 + 12345) & 0x7fffffff) % alphabet.length]).join("");
+    const automaton = compileAutomaton([pattern], {});
+    automaton.test(probe);
+    return automaton.stats.nfaFallbacks > 0;
+  });
 }
 
 function explain(config: Config, rawHeaders: string[], io: CliIO): number {

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
+import { redactUrl } from "./address.ts";
 import { litellmUrl, type Config } from "./config.ts";
 import { ENDPOINTS } from "./endpoints.ts";
 import { analyzeChain, litellmMasterKey, type ChainProblem, type ChainReport } from "./litellm-config.ts";
@@ -97,8 +98,10 @@ export async function runDoctor(options: DoctorOptions): Promise<number> {
 
   // LiteLLM reachable, and its version (LiteLLM tells it only with a key: /health/readiness/details).
   const masterKey = litellmMasterKey(doc, env);
-  for (const backend of config.backends) {
-    const alive = await get(backend + "/health/liveliness");
+  for (const url of config.backends) {
+    // Shown without a password its URL may carry.
+    const backend = redactUrl(url);
+    const alive = await get(url + "/health/liveliness");
     if (!alive?.ok) {
       const fix = config.litellm.spawn
         ? `start memproxy, which starts LiteLLM: memproxy --config ${config.source}`
@@ -106,7 +109,7 @@ export async function runDoctor(options: DoctorOptions): Promise<number> {
       line("FAIL", `LiteLLM: not reachable at ${backend}${alive ? ` (HTTP ${alive.status})` : ""}`, fix);
       continue;
     }
-    const details = masterKey ? await get(backend + "/health/readiness/details", { authorization: `Bearer ${masterKey}` }) : undefined;
+    const details = masterKey ? await get(url + "/health/readiness/details", { authorization: `Bearer ${masterKey}` }) : undefined;
     const version = details?.ok ? String(((await details.json().catch(() => ({}))) as { litellm_version?: unknown }).litellm_version ?? "") : "";
     if (!version) {
       line("ok", `LiteLLM: reachable at ${backend}; version unknown (${masterKey ? "the master key was refused" : "it needs the master key, which is not set here"})`);

@@ -40,6 +40,8 @@ export type RoutingResult = { ok: true; decision: RoutingDecision } | { ok: fals
  * the most expensive pattern shapes (a long counted repetition after an unbounded loop) to milliseconds.
  */
 export const MATCHED_LENGTH = 8192;
+/** Marks a value cut at MATCHED_LENGTH: more follows, so an end anchor ($, \Z) cannot match at the cut. */
+const CUT = "\u0000";
 
 /** Anything with a case-insensitive `get`, such as `Headers`. */
 export interface HeaderSource {
@@ -136,7 +138,7 @@ function ruleLayers(config: RoutingConfig): { first(headers: HeaderSource): Rout
       for (const g of groups) {
         const value = headers.get(g.header);
         if (value === null) continue;
-        const at = g.set.firstMatch(value.length > MATCHED_LENGTH ? value.slice(0, MATCHED_LENGTH) : value);
+        const at = g.set.firstMatch(value.length > MATCHED_LENGTH ? value.slice(0, MATCHED_LENGTH) + CUT : value);
         if (at >= 0 && g.indexes[at]! < best) best = g.indexes[at]!;
       }
       return best === Infinity ? undefined : answers[best];
@@ -158,7 +160,7 @@ export function deriveUserId(userAgent: string | null, generic: ReadonlySet<stri
     .replace(/^-+/, "")
     .slice(0, 100)
     .replace(/-+$/, "");
-  return id ? { id, product } : undefined;
+  return id ? { id, product: product.slice(0, 100) } : undefined;
 }
 
 function result(d: Partial<RoutingDecision> & Pick<RoutingDecision, "user_id" | "decided_by">): Routed {

@@ -264,3 +264,25 @@ user_id_mappings:
     });
   }
 });
+
+describe("long header values", () => {
+  test("rules read the first 8 KiB; an end anchor does not match at that cut, since more follows", () => {
+    const router = compileRouter(
+      parseConfig(`user_id_mappings:\n  header_patterns:\n    - {pattern: "(a+)+$", user_id: ends}\n    - {pattern: "a{100}", user_id: starts}\n  derive_from_user_agent: false\n`, "long.yaml", {}).routing,
+    );
+    const id = (ua: string) => {
+      const r = router(new Headers({ "user-agent": ua }));
+      return r.ok ? r.decision.user_id : r.rejection.message;
+    };
+    expect(id("a".repeat(8000))).toBe("ends");
+    expect(id("a".repeat(8192))).toBe("ends");
+    expect(id("a".repeat(8193))).toBe("starts");
+    expect(id("a".repeat(60_000) + "!")).toBe("starts");
+  });
+
+  test("a derived id's product is kept short in the decision", () => {
+    const r = layered(new Headers({ "user-agent": `${"P".repeat(15_000)}/1` }));
+    expect(r.ok && r.decision.derived_from!.length).toBe(100);
+    expect(r.ok && r.decision.user_id).toBe("p".repeat(100));
+  });
+});
