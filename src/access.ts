@@ -32,3 +32,44 @@ export function compileAccess(keys: readonly string[]): AccessCheck {
 export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
+
+/** What a request that a web page may have made is refused for: a foreign Host (DNS rebinding) or Origin. */
+export type BrowserRefusal = "host" | "origin";
+
+/**
+ * Guards a memproxy that listens on loopback without access keys against web pages. A page whose name is made to
+ * resolve to 127.0.0.1 (DNS rebinding) makes the browser send that name as Host, and any page can send a simple
+ * POST to http://127.0.0.1:PORT, with its Origin. Tools send a loopback Host and no Origin; a request without a
+ * Host (HTTP/1.0) or with an empty one comes from no browser.
+ * @param extraNames host names accepted besides loopback ones (memproxy.access.allowed_hosts), in lower case.
+ * @returns the check: why a request is refused, or null when it may pass.
+ */
+export function browserGuard(extraNames: readonly string[]): (headers: Headers) => BrowserRefusal | null {
+  const extra = new Set(extraNames);
+  const ours = (name: string | null) => name !== null && (isLoopbackName(name) || extra.has(name));
+  return (headers) => {
+    const host = headers.get("host");
+    if (host !== null && host !== "" && !ours(hostName(host))) return "host";
+    const origin = headers.get("origin");
+    if (origin !== null && !ours(originName(origin))) return "origin";
+    return null;
+  };
+}
+
+/** The host name in a Host header's value: lower case, without port or the root's trailing dot; null if malformed. */
+export function hostName(host: string): string | null {
+  const m = /^(\[[0-9a-f:.]+\]|[^\s:[\]/@,]+)(?::\d{1,5})?$/.exec(host.trim().toLowerCase());
+  if (!m) return null;
+  return m[1]!.endsWith(".") ? m[1]!.slice(0, -1) : m[1]!;
+}
+
+/** The host name of an http(s) Origin; null for `null` and other schemes (file:, extensions, webviews). */
+function originName(origin: string): string | null {
+  const m = /^https?:\/\/(.+)$/i.exec(origin.trim());
+  return m ? hostName(m[1]!) : null;
+}
+
+/** localhost, a name under .localhost (RFC 6761: they resolve to loopback only), 127.0.0.0/8 or [::1]. */
+export function isLoopbackName(name: string): boolean {
+  return name === "localhost" || name.endsWith(".localhost") || name === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
+}

@@ -165,6 +165,14 @@ const Access = v.strictObject({
   custom_header: v.optional(Bool, true),
   /** Ids a custom-header value may name: each entry matches the WHOLE id (re.fullmatch): "alice", "team-.*". Empty: any. */
   allowed_user_ids: v.optional(v.array(Pattern(true)), []),
+  /**
+   * Host names that a memproxy listening on loopback without keys answers besides localhost, 127.x and [::1] (a
+   * web page could otherwise use it through DNS rebinding), e.g. host.docker.internal.
+   */
+  allowed_hosts: v.optional(
+    v.array(v.pipe(v.string(), v.trim(), v.toLowerCase(), v.regex(/^[a-z0-9_.-]+$/, (i) => `expected a host name without port, got ${JSON.stringify(i.input)}`))),
+    [],
+  ),
   /** What a custom-header value outside allowed_user_ids gets: refused with 403, or ignored (the rules apply). */
   on_disallowed: v.optional(v.picklist(["refuse", "ignore"], (i) => `expected refuse or ignore, got ${JSON.stringify(i.input)}`), "refuse"),
 });

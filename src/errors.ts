@@ -6,6 +6,8 @@ export type ErrorCode =
   | "invalid_request"
   | "forbidden_user_id"
   | "unauthorized"
+  | "misdirected_request"
+  | "forbidden_origin"
   | "not_found"
   | "method_not_allowed"
   | "request_too_large"

@@ -1,7 +1,7 @@
 // One request, from the server to the backend and back: memproxy's own endpoints answered from a table,
 // everything else checked, routed and forwarded through the backend pool. A plain function of the request,
 // the state it is served with, and its context: it can be tested without a socket.
-import type { AccessCheck } from "./access.ts";
+import type { AccessCheck, BrowserRefusal } from "./access.ts";
 import type { BackendPool } from "./backends.ts";
 import type { Config } from "./config.ts";
 import { ENDPOINTS } from "./endpoints.ts";
@@ -35,6 +35,8 @@ export interface State {
   readonly config: Config;
   readonly router: Router;
   readonly access: AccessCheck;
+  /** On loopback without keys: refuses what a web page sent (DNS rebinding, a foreign Origin); null otherwise. */
+  readonly browserGuard: ((headers: Headers) => BrowserRefusal | null) | null;
   readonly pool: BackendPool;
   readonly userIdHeaders: readonly string[];
   /** The shared config's LiteLLM side, when memproxy can see it: does the memory id reach Supermemory? */
@@ -96,6 +98,8 @@ export function isOwnPath(path: string, method: string): boolean {
  * access keys, then everything else routed and forwarded.
  */
 export function handle(req: Request, s: State, ctx: RequestContext): Answer {
+  const foreign = s.browserGuard?.(req.headers);
+  if (foreign) return refuse(ctx, fromBrowser(foreign, req.headers));
   const ui = s.services.ui;
   // The page's files hold no data: served without a key, so that the page can ask for one.
   if (ui.publicPaths.has(ctx.path)) {
@@ -230,6 +234,16 @@ function routingInfo(req: Request, s: State, ctx: RequestContext): Response {
   const routed = s.router(req.headers);
   if (!routed.ok) return refuse(ctx, rejection(routed.rejection));
   return json({ ...routed.decision, headers: redactedHeaders(req.headers) });
+}
+
+/** The refusal of what a web page sent to a memproxy on loopback without keys. */
+function fromBrowser(why: BrowserRefusal, headers: Headers): ProxyError {
+  const fix =
+    "Tools reach it as http://127.0.0.1:<port> or http://localhost:<port>. To serve other names, set memproxy.access.keys, or list the name in memproxy.access.allowed_hosts";
+  const shown = (value: string | null) => (value === null ? "none" : JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}...` : value));
+  return why === "host"
+    ? new ProxyError(421, "misdirected_request", `memproxy listens on loopback without access keys and answers only requests addressed to this machine, not to Host ${shown(headers.get("host"))} (a web page can make a browser send those). ${fix}.`)
+    : new ProxyError(403, "forbidden_origin", `memproxy listens on loopback without access keys and does not answer web pages (Origin ${shown(headers.get("origin"))}). ${fix}.`);
 }
 
 /** The answer while a supervised LiteLLM is not ready: 503, and when to try again. */

@@ -1,7 +1,7 @@
 // The HTTP server: listens, hands each request to the handler with the state of the moment, swaps the state
 // on reload, and drains on stop.
 import type { Server } from "bun";
-import { compileAccess, isLoopback } from "./access.ts";
+import { browserGuard, compileAccess, isLoopback } from "./access.ts";
 import { urlOf } from "./address.ts";
 import { BackendPool, type BackendStatus } from "./backends.ts";
 import type { Config } from "./config.ts";
@@ -235,6 +235,7 @@ export function buildState(config: Config, services: Services, logger: Logger, e
     config,
     router: routerFor(config),
     access: compileAccess(config.access.keys),
+    browserGuard: !config.access.keys.length && isLoopback(config.listen.host) ? browserGuard(config.access.allowed_hosts) : null,
     pool,
     userIdHeaders: [config.forward.user_id_header, ...config.forward.also_send_user_id_as],
     chain: chainOf(config, { ...env, ...config.litellm.env }, (path) => readFileSync(path, "utf8")),

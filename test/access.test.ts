@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { compileAccess, isLoopback } from "../src/access.ts";
+import { browserGuard, compileAccess, isLoopback, hostName, isLoopbackName } from "../src/access.ts";
 import { readJson, startBackend } from "./support/backend.ts";
 import { startProxy } from "./support/memproxy.ts";
 
@@ -94,5 +94,38 @@ describe("who may choose which memory", () => {
     await using p = startProxy(`litellm_backend_url: ${b.url}\nmemproxy:\n  access:\n    allowed_user_ids: ["proj-.*"]\n    on_disallowed: ignore\n`);
     const res = await fetch(p.url + "/v1/x", { method: "POST", body: "{}", headers: { "x-memory-user-id": "proj a" } });
     expect(res.status).toBe(400);
+  });
+});
+describe("browserGuard (a loopback memproxy without keys)", () => {
+  const guard = browserGuard(["host.docker.internal"]);
+  const why = (headers: Record<string, string>) => guard(new Headers(headers));
+
+  test("loopback Hosts pass, with any port, in any case, with the root's dot; so do none and an empty one", () => {
+    for (const host of ["127.0.0.1:8764", "127.0.0.1", "127.9.8.7:1", "localhost:8764", "LOCALHOST", "localhost.", "app.localhost:3000", "[::1]:8764", "[::1]", "host.docker.internal:8764", ""]) {
+      expect([host, why({ host })]).toEqual([host, null]);
+    }
+    expect(why({})).toBeNull();
+  });
+
+  test("any other Host is a web page's (DNS rebinding): names, other addresses, lists, malformed values", () => {
+    for (const host of ["evil.example", "evil.example:8764", "127.0.0.1.nip.io:8764", "localhost.evil.example", "localhostx", "10.0.0.1:8764", "0.0.0.0:8764", "[::2]:8764", "[::ffff:127.0.0.1]", "127.0.0.1:8764, evil.example", "127.0.0.1:", "a b", "user@127.0.0.1"]) {
+      expect([host, why({ host })]).toEqual([host, "host"]);
+    }
+  });
+
+  test("an Origin must be a loopback http(s) origin; null, files and other schemes are web pages'", () => {
+    const host = "127.0.0.1:8764";
+    for (const origin of ["http://127.0.0.1:8764", "http://localhost:3000", "https://app.localhost", "http://[::1]:5173"]) expect([origin, why({ host, origin })]).toEqual([origin, null]);
+    for (const origin of ["https://evil.example", "null", "file://", "http://127.0.0.1.nip.io:8764", "vscode-webview://abc", "chrome-extension://abc"]) {
+      expect([origin, why({ host, origin })]).toEqual([origin, "origin"]);
+    }
+  });
+
+  test("hostName and isLoopbackName", () => {
+    expect(hostName("LocalHost.:8764")).toBe("localhost");
+    expect(hostName("[::1]:8764")).toBe("[::1]");
+    expect(hostName("a/b")).toBeNull();
+    expect(isLoopbackName("127.255.0.1")).toBe(true);
+    expect(isLoopbackName("128.0.0.1")).toBe(false);
   });
 });

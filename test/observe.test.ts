@@ -267,7 +267,7 @@ describe("the access line", () => {
     await using p = startObserved(config(b.url));
     const socket = await Bun.connect({ hostname: "127.0.0.1", port: p.handle.port, socket: { data() {} } });
     socket.write(
-      "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n" +
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n" +
         'x-request-id: half-upload\r\n\r\n{"model":"m",',
     );
     // The request is being handled (routed, reading its body) once it shows as in flight.

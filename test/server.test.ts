@@ -131,7 +131,7 @@ describe("limits and bad input", () => {
     await using b = startBackend();
     await using p = startProxy(limited(b.url, "    max_body_size: 100MB\n"));
     // 1 GB announced; only the head and a little of the body are ever sent.
-    const reply = await rawExchange(p.port, `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: ${1e9}\r\n\r\n` + "x".repeat(65536));
+    const reply = await rawExchange(p.port, `POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${1e9}\r\n\r\n` + "x".repeat(65536));
     expect(reply).toStartWith("HTTP/1.1 413");
     const body = JSON.parse(reply.slice(reply.indexOf("\r\n\r\n") + 4).replace(/^[0-9a-f]+\r\n|\r\n0\r\n\r\n$/g, ""));
     expect(body.error.code).toBe("request_too_large");
@@ -173,9 +173,9 @@ describe("limits and bad input", () => {
     const long = await fetch(p.url + "/v1/chat/completions", { method: "POST", body: "{}", headers: { "x-memory-user-id": "a".repeat(10_240) } });
     expect(long.status).toBe(400);
     expect((await readJson(long)).error.message).toContain("10240 characters");
-    const ctl = await rawExchange(p.port, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-memory-user-id: a\x01b\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+    const ctl = await rawExchange(p.port, "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nx-memory-user-id: a\x01b\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
     expect(ctl).toStartWith("HTTP/1.1 400");
-    const tab = await rawExchange(p.port, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-memory-user-id: a\tb\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+    const tab = await rawExchange(p.port, "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nx-memory-user-id: a\tb\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
     expect(tab).toStartWith("HTTP/1.1 400");
     expect(b.received).toHaveLength(0);
   });
@@ -203,7 +203,7 @@ describe("limits and bad input", () => {
     await using b = startBackend();
     await using p = startProxy(`litellm_backend_url: ${b.url}\n`);
     const raw =
-      "POST /v1/messages?beta=true HTTP/1.1\r\nHost: x\r\nUser-Agent: slow-client/1\r\nx-memory-user-id: slow\r\n" +
+      "POST /v1/messages?beta=true HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow-client/1\r\nx-memory-user-id: slow\r\n" +
       'Content-Type: application/json\r\nContent-Length: 11\r\nConnection: close\r\n\r\n{"a":"bc"}\n';
     const reply = await rawExchange(p.port, raw, { byteByByte: true });
     expect(reply).toStartWith("HTTP/1.1 200");
@@ -236,7 +236,7 @@ describe("connections", () => {
         close: () => onClose(),
       },
     });
-    socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}`);
+    socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{}`);
     expect(await answered).toStartWith("HTTP/1.1 200");
     // The connection stays open (keep-alive) with nothing to do: memproxy must close it.
     await closed;

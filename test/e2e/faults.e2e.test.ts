@@ -698,7 +698,7 @@ describe("traps in access settings (point 9)", () => {
 // evil.example:PORT`, and any page can POST to http://127.0.0.1:PORT with its Origin. Proposed (issue 20
 // follow-up): these become `test` once memproxy guards a loopback listener without keys.
 describe("web pages against a memproxy on loopback without keys", () => {
-  test.todo("a Host that is not this machine gets 421, a foreign Origin 403; loopback names, allowed_hosts and requests without a Host pass", async () => {
+  test("a Host that is not this machine gets 421, a foreign Origin 403; loopback names, allowed_hosts and requests without a Host pass", async () => {
     await using backend = startBackend();
     using dir = tempDir("rebinding");
     const { mp, url, port } = await started(dir, `litellm_backend_url: ${backend.url}\nmemproxy:\n  listen: {port: 0}\n  access:\n    allowed_hosts: [host.docker.internal]\n`);
@@ -722,7 +722,7 @@ describe("web pages against a memproxy on loopback without keys", () => {
     expect(backend.received.length).toBe(hosts.length + 2);
   });
 
-  test.todo("with access keys, or listening beyond loopback, any Host is answered", async () => {
+  test("with access keys, or listening beyond loopback, any Host is answered", async () => {
     await using backend = startBackend();
     using dir = tempDir("rebinding-keys");
     const { mp, port } = await started(dir, `litellm_backend_url: ${backend.url}\nmemproxy:\n  listen: {port: 0}\n  access:\n    keys: ["${KEY}"]\n`);
