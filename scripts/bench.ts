@@ -55,6 +55,7 @@ import {
 import type { SseResult } from "./bench/sse-client.ts";
 import { median } from "./bench/stats.ts";
 import { ensureTools, machine, versions, type Tools } from "./bench/tools.ts";
+import { headerMap } from "../src/http.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const HERE = join(import.meta.dir, "bench");
@@ -681,7 +682,7 @@ async function checkRouting(config: Config, urls: Partial<Record<PathName, strin
   for (const p of ["memproxy", "nginx"] as const) {
     if (!urls[p]) continue;
     for (const headers of ROUTING_PROBES) {
-      const want = router(new Headers(headers));
+      const want = router(headerMap(new Headers(headers)));
       const res = await fetch(`${urls[p]}/v1/chat/completions`, { method: "POST", headers: { ...headers, "content-type": "application/json" }, body: "{}" });
       const body = (await res.json().catch(() => ({}))) as { user?: string };
       const got = res.status === 200 ? body.user : `status ${res.status}`;

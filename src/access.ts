@@ -1,8 +1,9 @@
 // Access keys for memproxy itself: who may use it at all (off unless keys are configured).
 import { createHash, timingSafeEqual } from "node:crypto";
+import type { HeaderMap } from "./http.ts";
 
 /** Checks a request's key; `null` means no keys are configured and everyone may pass. */
-export type AccessCheck = ((headers: Headers) => boolean) | null;
+export type AccessCheck = ((headers: HeaderMap) => boolean) | null;
 
 const digest = (s: string) => createHash("sha256").update(s).digest();
 
@@ -21,10 +22,10 @@ export function compileAccess(keys: readonly string[]): AccessCheck {
     return ok;
   };
   return (headers) => {
-    const auth = headers.get("authorization");
-    if (auth !== null && /^bearer\s+/i.test(auth) && matches(auth.replace(/^bearer\s+/i, "").trim())) return true;
-    const apiKey = headers.get("x-api-key");
-    return apiKey !== null && matches(apiKey.trim());
+    const auth = headers.authorization;
+    if (auth !== undefined && /^bearer\s+/i.test(auth) && matches(auth.replace(/^bearer\s+/i, "").trim())) return true;
+    const apiKey = headers["x-api-key"];
+    return apiKey !== undefined && matches(apiKey.trim());
   };
 }
 
@@ -44,14 +45,14 @@ export type BrowserRefusal = "host" | "origin";
  * @param extraNames host names accepted besides loopback ones (memproxy.access.allowed_hosts), in lower case.
  * @returns the check: why a request is refused, or null when it may pass.
  */
-export function browserGuard(extraNames: readonly string[]): (headers: Headers) => BrowserRefusal | null {
+export function browserGuard(extraNames: readonly string[]): (headers: HeaderMap) => BrowserRefusal | null {
   const extra = new Set(extraNames);
   const ours = (name: string | null) => name !== null && (isLoopbackName(name) || extra.has(name));
   return (headers) => {
-    const host = headers.get("host");
-    if (host !== null && host !== "" && !ours(hostName(host))) return "host";
-    const origin = headers.get("origin");
-    if (origin !== null && !ours(originName(origin))) return "origin";
+    const host = headers.host;
+    if (host !== undefined && host !== "" && !ours(hostName(host))) return "host";
+    const origin = headers.origin;
+    if (origin !== undefined && !ours(originName(origin))) return "origin";
     return null;
   };
 }

@@ -6,6 +6,7 @@ import { startApp, type App } from "./app.ts";
 import { ConfigError, loadConfig, parseConfig, readConfigText, USER_ID_RULE, type Config, type ConfigOverride } from "./config.ts";
 import { runDoctor } from "./doctor.ts";
 import { chainOf, chainProblemLines, parseLitellmYaml, type ChainReport } from "./litellm-config.ts";
+import { headerMap } from "./http.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { compileAutomaton, compilePattern } from "./pattern.ts";
 import { ConfigReloader } from "./reload.ts";
@@ -370,7 +371,7 @@ function explain(config: Config, rawHeaders: string[], io: CliIO): number {
       throw new UsageError(`-H: not a valid header: '${h}'`);
     }
   }
-  const routed = routerFor(config)(headers);
+  const routed = routerFor(config)(headerMap(headers));
   if (!routed.ok) {
     io.err(`memproxy: ${routed.rejection.status}: ${routed.rejection.message}\n`);
     return 1;

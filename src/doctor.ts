@@ -254,7 +254,7 @@ async function liveCheck(
       access: { ...config.access, keys: [] },
     });
     const clientHeaders = { "user-agent": `memproxy-doctor/${VERSION}`, "content-type": "application/json" };
-    const decided = compileRouter(config.routing, config.access)(new Headers(clientHeaders));
+    const decided = compileRouter(config.routing, config.access)(clientHeaders);
     const expected = decided.ok ? decided.decision.user_id : undefined;
     const fine: string[] = [];
     for (const m of models) {

@@ -7,7 +7,7 @@ import type { Config } from "./config.ts";
 import { ENDPOINTS } from "./endpoints.ts";
 import { errorBody, errorResponse, ProxyError } from "./errors.ts";
 import { redactedHeaders } from "./headers.ts";
-import { contentLength, requestHasBody } from "./http.ts";
+import { contentLength, requestHasBody, type HeaderMap } from "./http.ts";
 import type { ChainReport } from "./litellm-config.ts";
 import { conversationIdFrom } from "./memory.ts";
 import type { Exchange, Observation } from "./observe.ts";
@@ -36,7 +36,7 @@ export interface State {
   readonly router: Router;
   readonly access: AccessCheck;
   /** On loopback without keys: refuses what a web page sent (DNS rebinding, a foreign Origin); null otherwise. */
-  readonly browserGuard: ((headers: Headers) => BrowserRefusal | null) | null;
+  readonly browserGuard: ((headers: HeaderMap) => BrowserRefusal | null) | null;
   readonly pool: BackendPool;
   readonly userIdHeaders: readonly string[];
   /** The shared config's LiteLLM side, when memproxy can see it: does the memory id reach Supermemory? */
@@ -47,8 +47,12 @@ export interface State {
 /** One request as the handler sees it: its id and path, who records it, and what its connection allows. */
 export interface RequestContext {
   readonly id: string;
+  /** The request's URL as Bun gives it (read once: Bun makes the string on each read). */
+  readonly url: string;
   /** The path without its query. */
   readonly path: string;
+  /** The request's headers, read once (http.ts headerMap). */
+  readonly headers: HeaderMap;
   /** Records what happens to the request (the observation's tap). */
   readonly tap: Exchange;
   /** Requests the server is serving now, this one included. */
@@ -98,8 +102,8 @@ export function isOwnPath(path: string, method: string): boolean {
  * access keys, then everything else routed and forwarded.
  */
 export function handle(req: Request, s: State, ctx: RequestContext): Answer {
-  const foreign = s.browserGuard?.(req.headers);
-  if (foreign) return refuse(ctx, fromBrowser(foreign, req.headers));
+  const foreign = s.browserGuard?.(ctx.headers);
+  if (foreign) return refuse(ctx, fromBrowser(foreign, ctx.headers));
   const ui = s.services.ui;
   // The page's files hold no data: served without a key, so that the page can ask for one.
   if (ui.publicPaths.has(ctx.path)) {
@@ -107,7 +111,7 @@ export function handle(req: Request, s: State, ctx: RequestContext): Answer {
     if (page !== undefined) return stamped(page, ctx);
   }
   const own = OWN.get(ctx.path);
-  if (!own?.open && s.access && !s.access(req.headers)) {
+  if (!own?.open && s.access && !s.access(ctx.headers)) {
     return refuse(
       ctx,
       new ProxyError(401, "unauthorized", "memproxy needs an access key: send it as Authorization: Bearer <key> or x-api-key", {
@@ -135,7 +139,7 @@ function stamped(answer: Answer, ctx: RequestContext): Answer {
 
 /** A request memproxy does not answer itself: routed, checked, and forwarded. */
 function proxied(req: Request, s: State, ctx: RequestContext): Answer {
-  const routed = s.router(req.headers);
+  const routed = s.router(ctx.headers);
   if (!routed.ok) {
     // Recorded under the id the request would have had without its custom header.
     ctx.tap.routed(routed.rejection.without_header);
@@ -143,11 +147,11 @@ function proxied(req: Request, s: State, ctx: RequestContext): Answer {
   }
   const decision = routed.decision;
   ctx.tap.routed(decision);
-  const length = contentLength(req.headers);
+  const length = contentLength(ctx.headers);
   if (length === "invalid") {
     return refuse(ctx, new ProxyError(400, "invalid_request", "The request's Content-Length header is malformed, or its copies disagree"));
   }
-  const limited = checkLimits(req, length, s.config.limits, ctx.inFlight);
+  const limited = checkLimits(ctx.headers, length, s.config.limits, ctx.inFlight);
   if (limited) return refuse(ctx, limited);
   const child = s.services.litellm?.();
   if (child && child.state !== "ready") return refuse(ctx, notReady(child));
@@ -155,7 +159,7 @@ function proxied(req: Request, s: State, ctx: RequestContext): Answer {
   // to forward than a stream) or when another backend could take it again after a refused connection.
   const hasBody = requestHasBody(req.method);
   const retryable = s.pool.size > 1 && length !== null && length <= s.config.backendPool.retry_body_size;
-  if (hasBody && (smallJsonBody(length, req.headers.get("content-type")) || retryable)) {
+  if (hasBody && (smallJsonBody(length, ctx.headers["content-type"] ?? null) || retryable)) {
     return req.bytes().then((body) => send(req, s, ctx, decision, body, length));
   }
   return send(req, s, ctx, decision, undefined, length);
@@ -165,13 +169,14 @@ function send(req: Request, s: State, ctx: RequestContext, decision: RoutingDeci
   const c = s.config;
   let restore: (() => void) | undefined;
   return s.pool
-    .forward(req, pathAndQuery(req.url), {
+    .forward(req, pathAndQuery(ctx.url), {
+      clientHeaders: ctx.headers,
       body,
       contentLength: length,
       retryable: body !== undefined || !requestHasBody(req.method),
       userIdHeaders: s.userIdHeaders,
       userId: decision.user_id,
-      conversationId: conversationIdFrom(req.headers, c.forward.conversation_headers),
+      conversationId: conversationIdFrom(ctx.headers, c.forward.conversation_headers),
       firstByteTimeoutMs: c.forward.first_byte_timeout,
       streamIdleTimeoutMs: c.forward.stream_idle_timeout,
       maxBodyBytes: length === null ? c.limits.max_body_size : undefined,
@@ -231,19 +236,19 @@ async function readiness(s: State): Promise<Response> {
 }
 
 function routingInfo(req: Request, s: State, ctx: RequestContext): Response {
-  const routed = s.router(req.headers);
+  const routed = s.router(ctx.headers);
   if (!routed.ok) return refuse(ctx, rejection(routed.rejection));
   return json({ ...routed.decision, headers: redactedHeaders(req.headers) });
 }
 
 /** The refusal of what a web page sent to a memproxy on loopback without keys. */
-function fromBrowser(why: BrowserRefusal, headers: Headers): ProxyError {
+function fromBrowser(why: BrowserRefusal, headers: HeaderMap): ProxyError {
   const fix =
     "Tools reach it as http://127.0.0.1:<port> or http://localhost:<port>. To serve other names, set memproxy.access.keys, or list the name in memproxy.access.allowed_hosts";
-  const shown = (value: string | null) => (value === null ? "none" : JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}...` : value));
+  const shown = (value: string | undefined) => (value === undefined ? "none" : JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}...` : value));
   return why === "host"
-    ? new ProxyError(421, "misdirected_request", `memproxy listens on loopback without access keys and answers only requests addressed to this machine, not to Host ${shown(headers.get("host"))} (a web page can make a browser send those). ${fix}.`)
-    : new ProxyError(403, "forbidden_origin", `memproxy listens on loopback without access keys and does not answer web pages (Origin ${shown(headers.get("origin"))}). ${fix}.`);
+    ? new ProxyError(421, "misdirected_request", `memproxy listens on loopback without access keys and answers only requests addressed to this machine, not to Host ${shown(headers.host)} (a web page can make a browser send those). ${fix}.`)
+    : new ProxyError(403, "forbidden_origin", `memproxy listens on loopback without access keys and does not answer web pages (Origin ${shown(headers.origin)}). ${fix}.`);
 }
 
 /** The answer while a supervised LiteLLM is not ready: 503, and when to try again. */
@@ -262,7 +267,7 @@ function rejection(r: RoutingRejection): ProxyError {
 }
 
 /** The configured limits on one request, checked before anything is forwarded. */
-function checkLimits(req: Request, length: number | null, limits: Config["limits"], inFlight: number): ProxyError | null {
+function checkLimits(headers: HeaderMap, length: number | null, limits: Config["limits"], inFlight: number): ProxyError | null {
   if (inFlight > limits.max_concurrent_requests) {
     return new ProxyError(503, "overloaded", `memproxy is serving its maximum of ${limits.max_concurrent_requests} requests at once; retry shortly`, {
       "retry-after": "1",
@@ -274,7 +279,7 @@ function checkLimits(req: Request, length: number | null, limits: Config["limits
     });
   }
   let headerBytes = 0;
-  req.headers.forEach((value, name) => void (headerBytes += name.length + value.length + 4));
+  for (const name in headers) headerBytes += name.length + headers[name]!.length + 4;
   if (headerBytes > limits.max_header_size) {
     return new ProxyError(431, "request_too_large", `The request headers (${headerBytes} bytes) are larger than memproxy's limit of ${limits.max_header_size} bytes (memproxy.limits.max_header_size)`);
   }

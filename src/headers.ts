@@ -1,4 +1,5 @@
 // Header rules for forwarding: hop-by-hop removal, the injected user id, and redaction for display.
+import type { HeaderMap } from "./http.ts";
 
 /**
  * Hop-by-hop headers (RFC 9110 section 7.6.1, plus the legacy Keep-Alive and Proxy-Connection):
@@ -16,11 +17,11 @@ const HOP_BY_HOP = [
   "upgrade",
 ];
 
-function dropHopByHop(headers: Headers): void {
-  // Names listed in Connection are hop-by-hop for this message too.
-  const listed = headers.get("connection");
-  if (listed) for (const name of listed.split(",")) if (name.trim()) headers.delete(name.trim());
-  for (const name of HOP_BY_HOP) headers.delete(name);
+const HOP_BY_HOP_SET: ReadonlySet<string> = new Set(HOP_BY_HOP);
+
+/** The names listed in a message's Connection header: hop-by-hop for this message too. */
+function listedInConnection(connection: string | undefined): string[] {
+  return connection ? connection.split(",").map((n) => n.trim().toLowerCase()).filter(Boolean) : [];
 }
 
 /** Supermemory's conversation header: one chat session keeps one conversation. */
@@ -37,24 +38,27 @@ export interface InjectedHeaders {
   contentLength?: number | null;
 }
 
+/** Request headers a proxy never passes on as the client sent them. */
+const NOT_FORWARDED: ReadonlySet<string> = new Set([...HOP_BY_HOP, "host", "expect", "content-length", "accept-encoding"]);
+
 /**
- * Builds the backend request's headers from the client's: hop-by-hop and Host dropped, every
- * client-sent copy of an injected header removed (a client must never pick its own memory), and
- * the decided user id set.
+ * Builds the backend request's headers from the client's: hop-by-hop (and those listed in Connection), Host and
+ * Expect dropped, every client-sent copy of an injected header removed (a client must never pick its own memory),
+ * and the decided user id set.
  */
-export function backendRequestHeaders(client: Headers, inject: InjectedHeaders): Headers {
-  const out = new Headers(client);
-  dropHopByHop(out);
-  out.delete("host");
-  out.delete("expect");
+export function backendRequestHeaders(client: HeaderMap, inject: InjectedHeaders): Record<string, string> {
+  const listed = listedInConnection(client.connection);
+  const out: Record<string, string> = {};
+  for (const name in client) {
+    if (!NOT_FORWARDED.has(name) && !inject.userIdHeaders.includes(name) && (!listed.length || !listed.includes(name))) out[name] = client[name]!;
+  }
   // A client's Content-Length may be a repeated list ("10, 10", which RFC 9110 allows): sent on as one value.
-  out.delete("content-length");
-  if (inject.contentLength != null) out.set("content-length", String(inject.contentLength));
+  if (inject.contentLength != null) out["content-length"] = String(inject.contentLength);
   // Ask for an identity body: on loopback compression only costs time, and compressing servers
   // have buffered SSE streams. A backend that compresses anyway is decoded by fetch.
-  out.set("accept-encoding", "identity");
-  for (const name of inject.userIdHeaders) out.set(name, inject.userId);
-  if (inject.conversationId !== undefined && !out.has(CONVERSATION_HEADER)) out.set(CONVERSATION_HEADER, inject.conversationId);
+  out["accept-encoding"] = "identity";
+  for (const name of inject.userIdHeaders) out[name] = inject.userId;
+  if (inject.conversationId !== undefined && out[CONVERSATION_HEADER] === undefined) out[CONVERSATION_HEADER] = inject.conversationId;
   return out;
 }
 
@@ -62,10 +66,13 @@ export function backendRequestHeaders(client: Headers, inject: InjectedHeaders):
  * Makes the backend response's headers fit for the client, in place (they are the backend
  * response's own, used once): hop-by-hop dropped, and as fetch() decoded a compressed body but kept
  * Content-Encoding and Content-Length, which would now describe bytes the client never gets, those too.
+ * @param seen the same headers as a HeaderMap, read once by the caller.
  */
-export function clientResponseHeaders(backend: Headers): Headers {
-  dropHopByHop(backend);
-  if (backend.has("content-encoding")) {
+export function clientResponseHeaders(backend: Headers, seen: HeaderMap): Headers {
+  // Only the names present are deleted: each delete is a call into native code.
+  for (const name in seen) if (HOP_BY_HOP_SET.has(name)) backend.delete(name);
+  for (const name of listedInConnection(seen.connection)) backend.delete(name);
+  if (seen["content-encoding"] !== undefined) {
     backend.delete("content-encoding");
     backend.delete("content-length");
   }

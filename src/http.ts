@@ -11,14 +11,31 @@ export function responseHasBody(method: string, status: number): boolean {
 }
 
 /**
+ * A message's headers read once into a plain object: lower-case names, repeated headers joined with ", " (as
+ * Headers.get joins them). One native call, then property reads in JavaScript: a request's headers are read this
+ * way once and passed along, where each Headers.get would cross into native code again.
+ */
+export type HeaderMap = Readonly<Record<string, string>>;
+
+/** Reads `headers` into a HeaderMap. */
+export function headerMap(headers: Headers): HeaderMap {
+  const map = headers.toJSON() as Record<string, string | string[]>;
+  // Only Set-Cookie comes as a list (it is never joined); in a request it has no meaning, and is kept as one value.
+  const cookies = map["set-cookie"];
+  if (Array.isArray(cookies)) map["set-cookie"] = cookies.join(", ");
+  return map as HeaderMap;
+}
+
+/**
  * The length a message's Content-Length announces. Repeated headers with one value (RFC 9110 section 8.6
  * allows `10, 10`) count as that value; differing or malformed ones are an error, never guessed at (a proxy
  * and its backend that read a length differently is how requests are smuggled).
  * @returns the length, null when there is none, or "invalid".
  */
-export function contentLength(headers: Headers): number | null | "invalid" {
-  const raw = headers.get("content-length");
-  if (raw === null) return null;
+export function contentLength(headers: HeaderMap): number | null | "invalid" {
+  const raw = headers["content-length"];
+  if (raw === undefined) return null;
+  if (/^\d{1,15}$/.test(raw)) return Number(raw);
   let length: number | undefined;
   for (const part of raw.split(",")) {
     const s = part.trim();

@@ -2,6 +2,8 @@
 // passes back renamed llm_provider-x-supermemory-*. Also a watcher that notices an id whose answers keep coming
 // back without memory, and the choice of a conversation id from a client's own session header.
 
+import type { HeaderMap } from "./http.ts";
+
 /** Supermemory's verdict on one answer. */
 export interface MemoryOutcome {
   /**
@@ -37,15 +39,15 @@ const TEXT_MAX = 200;
  * @returns the outcome, or null when the answer cannot tell (no memory header, and LiteLLM passed back no
  *   provider header on this route either).
  */
-export function memoryOutcome(headers: Headers): MemoryOutcome | null {
-  const get = (name: string) => headers.get(PREFIX + name) ?? headers.get(LITELLM_PREFIX + PREFIX + name);
+export function memoryOutcome(headers: HeaderMap): MemoryOutcome | null {
+  const get = (name: string) => headers[PREFIX + name] ?? headers[LITELLM_PREFIX + PREFIX + name] ?? null;
   const error = get("error");
   const conversation = get("conversation-id");
   const modified = get("context-modified");
   const tokens = get("tokens-processed");
   const retrieved = get("chunks-retrieved");
   if (error === null && conversation === null && modified === null && tokens === null && retrieved === null && get("chunks-created") === null) {
-    if (!headers.has(PROVIDER_HEADERS_PROBE)) return null;
+    if (headers[PROVIDER_HEADERS_PROBE] === undefined) return null;
     return { state: "absent", context_added: null, error: null, conversation_id: null, tokens_processed: null, chunks_retrieved: null };
   }
   const chunks = count(retrieved);
@@ -157,9 +159,9 @@ const CONVERSATION_ID = /^[A-Za-z0-9._:@/-]{1,200}$/;
  * @param headers the client's request headers.
  * @param sessionHeaders lower-case header names from memproxy.forward.conversation_headers, in order.
  */
-export function conversationIdFrom(headers: Headers, sessionHeaders: readonly string[]): string | undefined {
+export function conversationIdFrom(headers: HeaderMap, sessionHeaders: readonly string[]): string | undefined {
   for (const name of sessionHeaders) {
-    const value = headers.get(name)?.trim();
+    const value = headers[name]?.trim();
     if (value && CONVERSATION_ID.test(value)) return value;
   }
   return undefined;

@@ -4,7 +4,7 @@
 import { redactUrl } from "./address.ts";
 import type { Config } from "./config.ts";
 import { errorResponse, ProxyError } from "./errors.ts";
-import { contentLength } from "./http.ts";
+import { contentLength, type HeaderMap } from "./http.ts";
 import type { LogFields, Logger } from "./log.ts";
 import { memoryOutcome, MemoryWatch, type MemoryOutcome } from "./memory.ts";
 import { Metrics, NO_USER, PROMETHEUS_CONTENT_TYPE, ROUTES, routeIndex, type BackendErrorKind, type Route } from "./metrics.ts";
@@ -55,8 +55,8 @@ export class Observation {
    * Starts observing one request.
    * @param own whether memproxy answers it itself (its own endpoints: logged at debug level, not counted).
    */
-  begin(req: Request, id: string, path: string, own: boolean): Exchange {
-    return new Exchange(this, req, id, path, own);
+  begin(req: Request, id: string, path: string, headers: HeaderMap, own: boolean): Exchange {
+    return new Exchange(this, req, id, path, headers, own);
   }
 
   /** GET /metrics: the Prometheus text; undefined when metrics are disabled (the path is then forwarded). */
@@ -109,6 +109,8 @@ export class Exchange implements PoolObserver {
     readonly id: string,
     /** The request's path, without its query (a query can carry keys: ?key=...). */
     readonly path: string,
+    /** The request's headers, read once. */
+    private readonly headers: HeaderMap,
     private readonly own: boolean,
   ) {
     this.route = routeIndex(path);
@@ -191,21 +193,21 @@ export class Exchange implements PoolObserver {
       this.bufferedBody = body;
     } else {
       // A streamed body is never read here (a tee costs more than the forward itself): its size is what it announced.
-      const announced = contentLength(this.req.headers);
+      const announced = contentLength(this.headers);
       this.bytesIn = typeof announced === "number" ? announced : -1;
     }
   }
 
-  responseHead(res: Response): void {
+  responseHead(status: number, headers: HeaderMap): void {
     this.headSeen = true;
     this.headMs = performance.now() - this.start;
-    this.status = res.status;
-    if (res.status >= 500) this.count("5xx");
-    const type = res.headers.get("content-type");
+    this.status = status;
+    if (status >= 500) this.count("5xx");
+    const type = headers["content-type"] ?? null;
     if (USAGE_ROUTES.has(this.route)) {
       this.usage = usageParserFor(type);
       // An error answer says nothing about memory.
-      if (res.status < 300) this.memory = memoryOutcome(res.headers);
+      if (status < 300) this.memory = memoryOutcome(headers);
     }
     if (type?.includes("text/event-stream")) {
       this.sse = true;
@@ -238,7 +240,7 @@ export class Exchange implements PoolObserver {
   /** The model a JSON request body names, when the body was read ahead. */
   private model(): string | undefined {
     const body = this.bufferedBody;
-    if (!body || !this.req.headers.get("content-type")?.includes("json")) return undefined;
+    if (!body || !this.headers["content-type"]?.includes("json")) return undefined;
     return modelFromJsonPrefix(body.length > MODEL_SCAN_LIMIT ? body.subarray(0, MODEL_SCAN_LIMIT) : body);
   }
 
@@ -284,7 +286,7 @@ export class Exchange implements PoolObserver {
       if (usage) metrics.tokens(user, model ?? "unknown", usage.inputTokens, usage.outputTokens);
       if (memory) metrics.memory(user, memory);
     }
-    const ua = this.req.headers.get("user-agent");
+    const ua = this.headers["user-agent"] ?? null;
     const userAgent = ua && ua.length > USER_AGENT_MAX ? ua.slice(0, USER_AGENT_MAX) : ua;
     const rule = d?.matched_pattern ? `${d.matched_pattern.header}: ${d.matched_pattern.pattern}` : undefined;
     if (board) {

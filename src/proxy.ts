@@ -2,11 +2,13 @@
 import { redactUrl } from "./address.ts";
 import { ProxyError } from "./errors.ts";
 import { backendRequestHeaders, clientResponseHeaders } from "./headers.ts";
-import { contentLength, requestHasBody, responseHasBody } from "./http.ts";
+import { contentLength, headerMap, requestHasBody, responseHasBody, type HeaderMap } from "./http.ts";
 import { REQUEST_ID_HEADER } from "./request-id.ts";
 
 /** How to forward one request. */
 export interface ForwardOptions {
+  /** The client's request headers (read once, http.ts headerMap). */
+  clientHeaders: HeaderMap;
   /** The request body, when it was read ahead (small, or to be sent again); otherwise it streams from the request. */
   body?: Uint8Array;
   /** The length the client announced for a body that streams (sent on as Content-Length). */
@@ -51,8 +53,8 @@ export type BodyOutcome = "complete" | "cancelled" | "failed";
 export interface ForwardObserver {
   /** The request body about to be sent: a buffer when it was read ahead, else the client's stream (not to be read). */
   requestBody(body: ReadableStream<Uint8Array> | Uint8Array): void;
-  /** The backend's response head arrived. */
-  responseHead(res: Response): void;
+  /** The backend's response head arrived: its status and headers. */
+  responseHead(status: number, headers: HeaderMap): void;
   /** A response body chunk, already handed on to the client. */
   chunk(bytes: Uint8Array): void;
   /** The response body ended (at once for a response without a body). */
@@ -113,13 +115,13 @@ export class StreamIdleTimeout extends Error {
  */
 export async function forward(req: Request, pathAndQuery: string, opts: ForwardOptions): Promise<Response> {
   const target = opts.backend + pathAndQuery;
-  const headers = backendRequestHeaders(req.headers, {
+  const headers = backendRequestHeaders(opts.clientHeaders, {
     userIdHeaders: opts.userIdHeaders,
     userId: opts.userId,
     conversationId: opts.conversationId,
     contentLength: opts.body === undefined ? opts.contentLength : undefined,
   });
-  if (opts.requestId) headers.set(REQUEST_ID_HEADER, opts.requestId);
+  if (opts.requestId) headers[REQUEST_ID_HEADER] = opts.requestId;
   const observer = opts.observer;
   const upstream = new AbortController();
   const body = requestHasBody(req.method) ? (opts.body ?? limitBody(req.body, opts.maxBodyBytes, upstream) ?? undefined) : undefined;
@@ -144,6 +146,7 @@ export async function forward(req: Request, pathAndQuery: string, opts: ForwardO
   }, Math.min(CLIENT_WATCH_MS, opts.firstByteTimeoutMs));
 
   let res: Response;
+  let seen: HeaderMap;
   let small: Uint8Array | undefined;
   try {
     res = await fetch(target, {
@@ -160,7 +163,8 @@ export async function forward(req: Request, pathAndQuery: string, opts: ForwardO
     // piece: taking it whole is cheaper than passing it through a stream and holds back nothing a
     // client could use. It is still covered by the first-byte timeout. (The answer's `body` is not
     // looked at to see whether it has one: that makes it a stream; the method and status tell.)
-    if (responseHasBody(req.method, res.status) && isSmallFixedBody(res.headers)) small = await res.bytes();
+    seen = headerMap(res.headers);
+    if (responseHasBody(req.method, res.status) && isSmallFixedBody(seen)) small = await res.bytes();
   } catch (err) {
     if (watching) req.signal.removeEventListener("abort", onClientAbort);
     settle();
@@ -169,9 +173,9 @@ export async function forward(req: Request, pathAndQuery: string, opts: ForwardO
     clearTimeout(firstByteTimer);
   }
 
-  observer?.responseHead(res);
+  observer?.responseHead(res.status, seen);
   // The client's headers are the backend response's own, cleaned in place, given to the new Response.
-  const clientHeaders = clientResponseHeaders(res.headers);
+  const clientHeaders = clientResponseHeaders(res.headers, seen);
   if (opts.requestId) clientHeaders.set(REQUEST_ID_HEADER, opts.requestId);
   if (small !== undefined) {
     settle();
@@ -198,10 +202,10 @@ export async function forward(req: Request, pathAndQuery: string, opts: ForwardO
 /** Largest response body taken whole rather than streamed. */
 const SMALL_BODY = 64 * 1024;
 
-function isSmallFixedBody(headers: Headers): boolean {
+function isSmallFixedBody(headers: HeaderMap): boolean {
   const length = contentLength(headers);
   if (typeof length !== "number" || length > SMALL_BODY) return false;
-  return !headers.get("content-type")?.startsWith("text/event-stream");
+  return !headers["content-type"]?.startsWith("text/event-stream");
 }
 
 /** fetch() error codes that mean no connection was made, so nothing was sent and a retry is safe. */

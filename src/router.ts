@@ -1,5 +1,6 @@
 // The MemoryRouter: a pure function from request headers to the user id whose memory a request uses.
 import { USER_ID, USER_ID_RULE, type Config, type PatternRuleConfig, type RoutingConfig } from "./config.ts";
+import type { HeaderMap } from "./http.ts";
 import { compilePattern, compilePatternSet } from "./pattern.ts";
 import { BUILTIN_RULES, GENERIC_PRODUCTS } from "./tools.ts";
 
@@ -43,13 +44,8 @@ export const MATCHED_LENGTH = 8192;
 /** Marks a value cut at MATCHED_LENGTH: more follows, so an end anchor ($, \Z) cannot match at the cut. */
 const CUT = "\u0000";
 
-/** Anything with a case-insensitive `get`, such as `Headers`. */
-export interface HeaderSource {
-  get(name: string): string | null;
-}
-
-/** A compiled router: call it with the request headers. */
-export type Router = (headers: HeaderSource) => RoutingResult;
+/** A compiled router: call it with the request headers (http.ts headerMap: lower-case names). */
+export type Router = (headers: HeaderMap) => RoutingResult;
 
 /** The router the server uses for `config`: its rules and its custom-header policy (also what `explain` shows). */
 export function routerFor(config: Pick<Config, "routing" | "access">): Router {
@@ -76,19 +72,19 @@ export function compileRouter(config: RoutingConfig, policy: CustomHeaderPolicy 
   const fallback = result({ user_id: config.default_user_id, decided_by: "default", is_default: true });
 
   /** The decision of the rules, the derivation and the default: what applies without the custom header. */
-  const byRules = (headers: HeaderSource): Routed => {
+  const byRules = (headers: HeaderMap): Routed => {
     const matched = rules.first(headers);
     if (matched) return matched;
     if (generic) {
-      const derived = deriveUserId(headers.get("user-agent"), generic);
+      const derived = deriveUserId(headers["user-agent"] ?? null, generic);
       if (derived) return result({ user_id: derived.id, decided_by: "derived", derived_from: derived.product });
     }
     return fallback;
   };
 
   return (headers) => {
-    const explicit = customHeader === null ? null : headers.get(customHeader);
-    if (explicit !== null) {
+    const explicit = customHeader === null ? undefined : headers[customHeader];
+    if (explicit !== undefined) {
       if (!USER_ID.test(explicit)) {
         const message = `Invalid ${customHeader} header: the user id must be ${USER_ID_RULE} (got ${describe(explicit)})`;
         return { ok: false, rejection: { status: 400, message, without_header: byRules(headers).decision } };
@@ -110,7 +106,7 @@ export function compileRouter(config: RoutingConfig, policy: CustomHeaderPolicy 
 /** A decision that routes: what the rules give. */
 type Routed = RoutingResult & { ok: true };
 
-function ruleLayers(config: RoutingConfig): { first(headers: HeaderSource): Routed | undefined } {
+function ruleLayers(config: RoutingConfig): { first(headers: HeaderMap): Routed | undefined } {
   const all = [
     ...config.header_patterns.map((rule) => ({ rule, decided_by: "pattern" as const, tool: null })),
     ...(config.builtin_rules
@@ -136,8 +132,8 @@ function ruleLayers(config: RoutingConfig): { first(headers: HeaderSource): Rout
     first(headers) {
       let best = Infinity;
       for (const g of groups) {
-        const value = headers.get(g.header);
-        if (value === null) continue;
+        const value = headers[g.header];
+        if (value === undefined) continue;
         const at = g.set.firstMatch(value.length > MATCHED_LENGTH ? value.slice(0, MATCHED_LENGTH) + CUT : value);
         if (at >= 0 && g.indexes[at]! < best) best = g.indexes[at]!;
       }

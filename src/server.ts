@@ -7,10 +7,11 @@ import { BackendPool, type BackendStatus } from "./backends.ts";
 import type { Config } from "./config.ts";
 import { ENDPOINTS } from "./endpoints.ts";
 import { internalErrorResponse } from "./errors.ts";
-import { handle, isOwnPath, type Services, type State } from "./handler.ts";
+import { handle, isOwnPath, type RequestContext, type Services, type State } from "./handler.ts";
+import { headerMap, type HeaderMap } from "./http.ts";
 import { silentLogger, type Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
-import { Observation } from "./observe.ts";
+import { Observation, type Exchange } from "./observe.ts";
 import { REQUEST_ID_HEADER, requestIdFor } from "./request-id.ts";
 import { pathOf } from "./request-target.ts";
 import { routerFor } from "./router.ts";
@@ -97,7 +98,7 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
     { version: VERSION },
   );
   const observation = new Observation(logger, config, options.metrics, board);
-  const ui = createUi(board, (headers) => state.router(headers));
+  const ui = createUi(board, (headers) => state.router(headerMap(headers)));
   const services: Services = { observation, litellm: options.litellm, lastReload: () => lastReload, ui };
   let state = buildState(config, services, logger, env);
   if (!state.access && !isLoopback(config.listen.host)) {
@@ -109,38 +110,18 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
   const idleSeconds = Math.ceil(config.listen.idle_timeout / 1000);
   const fetch = (req: Request, srv: Server<undefined>): Response | Promise<Response> => {
     const s = state; // this request keeps the configuration it started with
-    const id = requestIdFor(req.headers);
-    const path = pathOf(req.url);
-    const tap = observation.begin(req, id, path, isOwnPath(path, req.method));
-    const ctx = {
-      id,
-      path,
-      tap,
-      inFlight: srv.pendingRequests,
-      liftIdleTimeout: () => liftIdleTimeout(srv, req, idleSeconds),
-    };
-    const failed = (err: unknown): Response => {
-      // Reading the request body throws when the client leaves mid-upload: a client gone, not a failure.
-      if (req.signal.aborted) {
-        tap.clientLeft();
-        return answered(new Response(null, { status: 499 }));
-      }
-      tap.crashed(err);
-      const res = internalErrorResponse();
-      res.headers.set(REQUEST_ID_HEADER, id);
-      return answered(res);
-    };
-    const answered = (res: Response): Response => {
-      tap.answered(res);
-      return res;
-    };
+    const headers = headerMap(req.headers);
+    const url = req.url;
+    const path = pathOf(url);
+    const id = requestIdFor(headers);
+    const ctx = new Call(req, srv, id, url, path, headers, observation.begin(req, id, path, headers, isOwnPath(path, req.method)), idleSeconds);
     let res: Response | Promise<Response>;
     try {
       res = handle(req, s, ctx);
     } catch (err) {
-      return failed(err);
+      return ctx.failed(err);
     }
-    return res instanceof Response ? answered(res) : res.then(answered, failed);
+    return res instanceof Response ? ctx.answered(res) : res.then(ctx.answered, ctx.failed);
   };
 
   let server: Server<undefined>;
@@ -258,24 +239,61 @@ function memoryChainInfo(s: State): MemoryChainInfo {
   };
 }
 
-/**
- * An LLM may think for minutes before its first byte or between events: a backend call that turns out long
- * lifts its client connection's idle timeout for as long as it runs. The timeout (at least 1 s) cannot run
- * out before a slow call is lifted (forward's CLIENT_WATCH_MS).
- * @returns what puts the timeout back (keep-alive idling), to run once the call is over.
- */
-function liftIdleTimeout(srv: Server<undefined>, req: Request, seconds: number): () => void {
-  try {
-    srv.timeout(req, 0);
-  } catch {
-    return () => {}; // the connection is already gone
+/** One request on this server: the handler's RequestContext, and how its answer (or failure) is sent. */
+class Call implements RequestContext {
+  constructor(
+    private readonly req: Request,
+    private readonly srv: Server<undefined>,
+    readonly id: string,
+    readonly url: string,
+    readonly path: string,
+    readonly headers: HeaderMap,
+    readonly tap: Exchange,
+    private readonly idleSeconds: number,
+  ) {}
+
+  get inFlight(): number {
+    return this.srv.pendingRequests;
   }
-  return () => {
+
+  /**
+   * An LLM may think for minutes before its first byte or between events: a backend call that turns out long
+   * lifts its client connection's idle timeout for as long as it runs. The timeout (at least 1 s) cannot run
+   * out before a slow call is lifted (forward's CLIENT_WATCH_MS).
+   * @returns what puts the timeout back (keep-alive idling), to run once the call is over.
+   */
+  liftIdleTimeout(): () => void {
+    const { srv, req, idleSeconds } = this;
     try {
-      srv.timeout(req, seconds);
+      srv.timeout(req, 0);
     } catch {
-      // the connection is already gone
+      return () => {}; // the connection is already gone
     }
+    return () => {
+      try {
+        srv.timeout(req, idleSeconds);
+      } catch {
+        // the connection is already gone
+      }
+    };
+  }
+
+  /** The answer is about to be sent: the tap records it. */
+  readonly answered = (res: Response): Response => {
+    this.tap.answered(res);
+    return res;
+  };
+
+  /** The handler threw: reading the body throws when the client leaves mid-upload (a client gone), else a 500. */
+  readonly failed = (err: unknown): Response => {
+    if (this.req.signal.aborted) {
+      this.tap.clientLeft();
+      return this.answered(new Response(null, { status: 499 }));
+    }
+    this.tap.crashed(err);
+    const res = internalErrorResponse();
+    res.headers.set(REQUEST_ID_HEADER, this.id);
+    return this.answered(res);
   };
 }
 

@@ -1,5 +1,5 @@
 // The status page's HTTP side: the page's files, its JSON snapshot, its event stream and the rule tester.
-import { contentLength } from "./http.ts";
+import { contentLength, headerMap } from "./http.ts";
 import type { StatusBoard } from "./status.ts";
 import appCss from "./ui/app.css" with { type: "text" };
 import appJs from "./ui/app.js" with { type: "text" };
@@ -115,7 +115,7 @@ async function explainResponse(req: Request, explain: (headers: Headers) => unkn
   if (!/^application\/json\b/i.test(type)) {
     return uiError(415, "unsupported_media_type", 'The rule tester takes JSON: send Content-Type: application/json and {"headers": "Name: value\\n..."}');
   }
-  const length = contentLength(req.headers);
+  const length = contentLength(headerMap(req.headers));
   if (typeof length === "number" && length > EXPLAIN_MAX_BYTES) return tooLarge();
   const bytes = await req.bytes();
   if (bytes.length > EXPLAIN_MAX_BYTES) return tooLarge();

@@ -105,6 +105,7 @@ describe("several backends", () => {
     });
     const call = (timeout = 10_000) =>
       pool.forward(new Request("http://memproxy/v1/x", { method: "POST", body: "{}" }), "/v1/x", {
+        clientHeaders: {},
         body: new Uint8Array(2),
         retryable: true,
         userIdHeaders: ["x-sm-user-id"],

@@ -21,6 +21,7 @@ import { batchedInRead, HttpResponseParser, SseSplitter } from "../scripts/bench
 import { median, percentile, sortedSamples } from "../scripts/bench/stats.ts";
 import { findTool, OHA_VERSION, ohaPath } from "../scripts/bench/tools.ts";
 import { manualStream, startBackend, textReader } from "./support/backend.ts";
+import { headerMap } from "../src/http.ts";
 
 const BENCH_CONFIG = join(import.meta.dir, "..", "scripts", "bench", "memproxy.yaml");
 const benchConfig = async (backend = "http://127.0.0.1:1") =>
@@ -179,7 +180,7 @@ describe("nginx config", () => {
         if (ok) break;
       }
       for (const headers of ROUTING_PROBES) {
-        const want = router(new Headers(headers));
+        const want = router(headerMap(new Headers(headers)));
         const res = await send(headers);
         const got = res.status === 200 ? ((await res.json()) as { user: string }).user : `status ${res.status}`;
         expect({ headers, got }).toEqual({ headers, got: want.ok ? want.decision.user_id : "status 400" });

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { ConfigError, loadConfig, MAX_CONFIG_BYTES, parseConfig, reconcile } from "../src/config.ts";
 import { compileRouter } from "../src/router.ts";
 import { tempDir } from "./support/process.ts";
+import { headerMap } from "../src/http.ts";
 
 const problems = (yaml: string, env: Record<string, string> = {}) => {
   try {
@@ -155,7 +156,7 @@ describe("the embedded default config", () => {
     expect(c.backends).toEqual(["http://127.0.0.1:8765"]);
     const route = compileRouter(c.routing);
     const id = (ua: string, extra: Record<string, string> = {}) => {
-      const r = route(new Headers({ "user-agent": ua, ...extra }));
+      const r = route(headerMap(new Headers({ "user-agent": ua, ...extra })));
       return r.ok ? r.decision.user_id : r.rejection.message;
     };
     expect(id("claude-cli/2.1.197 (external, sdk-cli)")).toBe("claude-cli");

@@ -2,6 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { parseConfig } from "../src/config.ts";
 import { handle, isOwnPath, type RequestContext, type State } from "../src/handler.ts";
+import { headerMap } from "../src/http.ts";
 import { createLogger } from "../src/log.ts";
 import { Observation } from "../src/observe.ts";
 import { buildState } from "../src/server.ts";
@@ -20,7 +21,7 @@ function served(yaml: string, litellm?: () => SupervisorStatus) {
   const board = new StatusBoard();
   const observation = new Observation(logger, config, undefined, board);
   let state: State;
-  const ui = createUi(board, (h) => state.router(h));
+  const ui = createUi(board, (h) => state.router(headerMap(h)));
   state = buildState(config, { observation, litellm, lastReload: () => null, ui }, logger, {});
   const lifts: string[] = [];
   let n = 0;
@@ -28,10 +29,13 @@ function served(yaml: string, litellm?: () => SupervisorStatus) {
     const req = new Request(`http://memproxy.test${path}`, init);
     const id = `req-${++n}`;
     const pathOnly = path.split("?")[0]!;
-    const tap = observation.begin(req, id, pathOnly, isOwnPath(pathOnly, req.method));
+    const headers = headerMap(req.headers);
+    const tap = observation.begin(req, id, pathOnly, headers, isOwnPath(pathOnly, req.method));
     const ctx: RequestContext = {
       id,
+      url: req.url,
       path: pathOnly,
+      headers,
       tap,
       inFlight: 1,
       liftIdleTimeout: () => {

@@ -4,6 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { conversationIdFrom, memoryOutcome, MemoryWatch, type MemoryOutcome } from "../src/memory.ts";
 import { Metrics } from "../src/metrics.ts";
 import { parsePrometheus, sampleValue } from "./support/prometheus.ts";
+import { headerMap } from "../src/http.ts";
 
 const ROUTER_HEADERS = {
   "x-supermemory-conversation-id": "conv_123",
@@ -20,7 +21,7 @@ const viaLitellm = (h: Record<string, string>) => ({
   ...Object.fromEntries(Object.entries(h).map(([k, v]) => [`llm_provider-${k}`, v])),
   "x-litellm-version": "1.108.7",
 });
-const outcome = (h: Record<string, string>) => memoryOutcome(new Headers(h));
+const outcome = (h: Record<string, string>) => memoryOutcome(headerMap(new Headers(h)));
 
 describe("memoryOutcome", () => {
   test("the router's headers, direct or renamed by LiteLLM: memory used, with what it did", () => {
@@ -144,17 +145,17 @@ describe("MemoryWatch", () => {
 describe("conversationIdFrom", () => {
   const names = ["x-claude-code-session-id", "x-session-id"];
   test("the first configured session header the client sent", () => {
-    expect(conversationIdFrom(new Headers({ "X-Claude-Code-Session-Id": "5f0c1b7e-aaaa-bbbb-cccc-0123456789ab" }), names)).toBe("5f0c1b7e-aaaa-bbbb-cccc-0123456789ab");
-    expect(conversationIdFrom(new Headers({ "x-session-id": "s2", "x-claude-code-session-id": "s1" }), names)).toBe("s1");
-    expect(conversationIdFrom(new Headers({ "x-session-id": "s2" }), names)).toBe("s2");
+    expect(conversationIdFrom(headerMap(new Headers({ "X-Claude-Code-Session-Id": "5f0c1b7e-aaaa-bbbb-cccc-0123456789ab" })), names)).toBe("5f0c1b7e-aaaa-bbbb-cccc-0123456789ab");
+    expect(conversationIdFrom(headerMap(new Headers({ "x-session-id": "s2", "x-claude-code-session-id": "s1" })), names)).toBe("s1");
+    expect(conversationIdFrom(headerMap(new Headers({ "x-session-id": "s2" })), names)).toBe("s2");
   });
 
   test("none configured, none sent, or a value that is not a plain id: none", () => {
-    expect(conversationIdFrom(new Headers({ "x-claude-code-session-id": "s1" }), [])).toBeUndefined();
-    expect(conversationIdFrom(new Headers({}), names)).toBeUndefined();
-    expect(conversationIdFrom(new Headers({ "x-claude-code-session-id": "a b" }), names)).toBeUndefined();
-    expect(conversationIdFrom(new Headers({ "x-claude-code-session-id": "x".repeat(201) }), names)).toBeUndefined();
-    expect(conversationIdFrom(new Headers({ "x-claude-code-session-id": "bad\u00e9", "x-session-id": "ok" }), names)).toBe("ok");
+    expect(conversationIdFrom(headerMap(new Headers({ "x-claude-code-session-id": "s1" })), [])).toBeUndefined();
+    expect(conversationIdFrom(headerMap(new Headers({})), names)).toBeUndefined();
+    expect(conversationIdFrom(headerMap(new Headers({ "x-claude-code-session-id": "a b" })), names)).toBeUndefined();
+    expect(conversationIdFrom(headerMap(new Headers({ "x-claude-code-session-id": "x".repeat(201) })), names)).toBeUndefined();
+    expect(conversationIdFrom(headerMap(new Headers({ "x-claude-code-session-id": "bad\u00e9", "x-session-id": "ok" })), names)).toBe("ok");
   });
 });
 

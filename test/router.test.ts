@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { parseConfig } from "../src/config.ts";
 import { compileRouter } from "../src/router.ts";
 import { clientRows, sampleOf } from "./e2e/clients/clients-table.ts";
+import { headerMap } from "../src/http.ts";
 
 const ORIGINAL = `
 user_id_mappings:
@@ -28,7 +29,7 @@ const ORIGINAL_ONLY = ORIGINAL.replace('default_user_id: "default-dev"', 'defaul
 const route = compileRouter(parseConfig(ORIGINAL_ONLY, "original.yaml").routing);
 const layered = compileRouter(parseConfig(ORIGINAL, "original.yaml").routing);
 const decide = (h: Record<string, string>, router = route) => {
-  const r = router(new Headers(h));
+  const r = router(headerMap(new Headers(h)));
   if (!r.ok) throw new Error(r.rejection.message);
   return r.decision;
 };
@@ -162,7 +163,7 @@ describe("derived ids: an unknown tool with its own product name gets its own me
 
 describe("custom header validation: Supermemory's memory id rule", () => {
   const reject = (value: string) => {
-    const r = route(new Headers({ "x-memory-user-id": value }));
+    const r = route(headerMap(new Headers({ "x-memory-user-id": value })));
     return r.ok ? null : r.rejection;
   };
   test("accepts 1-100 characters of A-Z a-z 0-9 _ : -", () => {
@@ -206,25 +207,26 @@ user_id_mappings:
   const router = compileRouter(config);
   /** Headers that record which names were looked up. */
   const recording = (h: Record<string, string>) => {
-    const inner = new Headers(h);
+    const inner = headerMap(new Headers(h));
     const asked: string[] = [];
-    return { asked, get: (name: string) => (asked.push(name.toLowerCase()), inner.get(name)) };
+    const headers = new Proxy(inner, { get: (target, name) => (asked.push(String(name)), target[String(name)]) });
+    return { asked, headers };
   };
   const userOf = (r: ReturnType<typeof router>) => (r.ok ? r.decision.user_id : r.rejection.message);
 
   test("each header the rules read is looked up once, whatever the rules' order and letter case", () => {
     const h = recording({ "user-agent": "d/1", "x-client": "none" });
-    expect(userOf(router(h))).toBe("ua-d");
+    expect(userOf(router(h.headers))).toBe("ua-d");
     expect(h.asked).toEqual(["x-memory-user-id", "user-agent", "x-client"]);
   });
 
   test("the first rule in configured order wins across headers", () => {
-    expect(userOf(router(recording({ "user-agent": "b/2" })))).toBe("ua-b");
-    expect(userOf(router(recording({ "user-agent": "z", "x-client": "c1" })))).toBe("client-c");
-    expect(userOf(router(recording({ "user-agent": "d/1", "x-client": "c1" })))).toBe("client-c");
-    expect(userOf(router(recording({ "user-agent": "a/1", "x-client": "c1" })))).toBe("ua-a");
-    expect(userOf(router(recording({ "x-client": "a/" })))).toBe("fallback");
-    expect(userOf(router(recording({})))).toBe("fallback");
+    expect(userOf(router(recording({ "user-agent": "b/2" }).headers))).toBe("ua-b");
+    expect(userOf(router(recording({ "user-agent": "z", "x-client": "c1" }).headers))).toBe("client-c");
+    expect(userOf(router(recording({ "user-agent": "d/1", "x-client": "c1" }).headers))).toBe("client-c");
+    expect(userOf(router(recording({ "user-agent": "a/1", "x-client": "c1" }).headers))).toBe("ua-a");
+    expect(userOf(router(recording({ "x-client": "a/" }).headers))).toBe("fallback");
+    expect(userOf(router(recording({}).headers))).toBe("fallback");
   });
 });
 
@@ -258,7 +260,7 @@ user_id_mappings:
       for (const row of rows) {
         const headers = new Headers(row.headers.map(([n, v]) => [n, sampleOf(v)] as [string, string]));
         if (row.userAgent !== null) headers.set("user-agent", sampleOf(row.userAgent));
-        const r = router(headers);
+        const r = router(headerMap(headers));
         expect({ tool: row.key, id: r.ok ? r.decision.user_id : r.rejection.message }).toEqual({ tool: row.key, id: row.memoryId });
       }
     });
@@ -271,7 +273,7 @@ describe("long header values", () => {
       parseConfig(`user_id_mappings:\n  header_patterns:\n    - {pattern: "(a+)+$", user_id: ends}\n    - {pattern: "a{100}", user_id: starts}\n  derive_from_user_agent: false\n`, "long.yaml", {}).routing,
     );
     const id = (ua: string) => {
-      const r = router(new Headers({ "user-agent": ua }));
+      const r = router(headerMap(new Headers({ "user-agent": ua })));
       return r.ok ? r.decision.user_id : r.rejection.message;
     };
     expect(id("a".repeat(8000))).toBe("ends");
@@ -281,7 +283,7 @@ describe("long header values", () => {
   });
 
   test("a derived id's product is kept short in the decision", () => {
-    const r = layered(new Headers({ "user-agent": `${"P".repeat(15_000)}/1` }));
+    const r = layered(headerMap(new Headers({ "user-agent": `${"P".repeat(15_000)}/1` })));
     expect(r.ok && r.decision.derived_from!.length).toBe(100);
     expect(r.ok && r.decision.user_id).toBe("p".repeat(100));
   });

@@ -4,6 +4,7 @@ import { compileRouter } from "../src/router.ts";
 import { StatusBoard, type FinishedRequest } from "../src/status.ts";
 import { createUi, parseHeaderLines, UI_PATHS } from "../src/ui.ts";
 import { readJson } from "./support/backend.ts";
+import { headerMap } from "../src/http.ts";
 
 const CONFIG = parseConfig(
   `
@@ -22,7 +23,7 @@ const board = new StatusBoard({}, { batchMs: 5, version: "9.9.9" });
 const explained: Headers[] = [];
 const ui = createUi(board, (headers) => {
   explained.push(headers);
-  return router(headers);
+  return router(headerMap(headers));
 });
 
 // A real server, mounted as the lead's handler mounts it: the page's paths first, anything else "forwarded".

@@ -9,6 +9,7 @@
 import { CallGate } from "../../src/call-gate.ts";
 import { clientResponseHeaders } from "../../src/headers.ts";
 import { pathAndQuery } from "../../src/request-target.ts";
+import { headerMap } from "../../src/http.ts";
 
 const [port, backend] = [Number(Bun.argv[2]), Bun.argv[3]!];
 const SMALL = 64 * 1024;
@@ -38,7 +39,7 @@ const server = Bun.serve({
       });
       const size = Number(res.headers.get("content-length") ?? NaN);
       const whole = size <= SMALL ? await res.arrayBuffer() : res.body;
-      return new Response(whole, { status: res.status, headers: clientResponseHeaders(res.headers) });
+      return new Response(whole, { status: res.status, headers: clientResponseHeaders(res.headers, headerMap(res.headers)) });
     } finally {
       release();
     }

@@ -14,6 +14,7 @@ import { startFakeProvider, type FakeProvider } from "../support/fake-provider.t
 import { startFakeSupermemory, type FakeSupermemory } from "../support/fake-supermemory.ts";
 import { parsePrometheus, sampleValue } from "../support/prometheus.ts";
 import { compiledBinary, spawnMemproxy, type MemproxyProcess } from "../support/memproxy.ts";
+import { headerMap } from "../../src/http.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const dir = mkdtempSync(join(tmpdir(), "memproxy-litellm-e2e-"));
@@ -580,7 +581,7 @@ for (const forwarding of ["global", "model-groups"] as const) {
           if (litellmPassesHeadersBack(a, stream)) expect(back).toBe(call.conversationId);
           else expect(back).toBeNull();
           // What memproxy reads from that answer: memory used, or (where LiteLLM passes nothing back) cannot tell.
-          expect(memoryOutcome(res.headers)?.state ?? null).toBe(litellmPassesHeadersBack(a, stream) ? "used" : null);
+          expect(memoryOutcome(headerMap(res.headers))?.state ?? null).toBe(litellmPassesHeadersBack(a, stream) ? "used" : null);
         });
       }
     }
@@ -673,7 +674,7 @@ describe.skipIf(Boolean(missing))("the memory chain: what memproxy hears back (g
             expect(res.status).toBe(200);
             await res.arrayBuffer();
             const expected = !litellmPassesHeadersBack(a, stream) ? null : mode === "fail" ? "error" : "absent";
-            expect({ mode, ask: label(a, stream), state: memoryOutcome(res.headers)?.state ?? null }).toEqual({ mode, ask: label(a, stream), state: expected });
+            expect({ mode, ask: label(a, stream), state: memoryOutcome(headerMap(res.headers))?.state ?? null }).toEqual({ mode, ask: label(a, stream), state: expected });
           }
         }
       }
