@@ -117,8 +117,20 @@ describe("browserGuard (a loopback memproxy without keys)", () => {
   test("an Origin must be a loopback http(s) origin; null, files and other schemes are web pages'", () => {
     const host = "127.0.0.1:8764";
     for (const origin of ["http://127.0.0.1:8764", "http://localhost:3000", "https://app.localhost", "http://[::1]:5173"]) expect([origin, why({ host, origin })]).toEqual([origin, null]);
-    for (const origin of ["https://evil.example", "null", "file://", "http://127.0.0.1.nip.io:8764", "vscode-webview://abc", "chrome-extension://abc"]) {
+    for (const origin of ["https://evil.example", "", "null", "file://", "http://127.0.0.1.nip.io:8764", "vscode-webview://abc", "chrome-extension://abc"]) {
       expect([origin, why({ host, origin })]).toEqual([origin, "origin"]);
+    }
+  });
+
+  test("a value found good before does not let another through: each request's own values decide", () => {
+    const g = browserGuard([]);
+    const ask = (headers: Record<string, string>) => g(headerMap(new Headers(headers)));
+    for (let round = 0; round < 2; round++) {
+      expect(ask({ host: "localhost:1", origin: "http://localhost:1" })).toBeNull();
+      expect(ask({ host: "evil.example" })).toBe("host");
+      expect(ask({ host: "localhost:1", origin: "" })).toBe("origin");
+      expect(ask({ host: "localhost:1", origin: "http://evil.example" })).toBe("origin");
+      expect(ask({ host: "localhost:1", origin: "http://localhost:1" })).toBeNull();
     }
   });
 

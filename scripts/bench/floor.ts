@@ -22,8 +22,7 @@ const server = Bun.serve({
   idleTimeout: 0,
   maxRequestBodySize: Number.MAX_SAFE_INTEGER,
   async fetch(req) {
-    const entered = gate.enter();
-    const release = typeof entered === "function" ? entered : (await entered).release;
+    const { release } = gate.tryEnter() ?? (await gate.wait());
     try {
       const headers = new Headers(req.headers);
       headers.delete("host");
