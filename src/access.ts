@@ -48,20 +48,11 @@ export type BrowserRefusal = "host" | "origin";
 export function browserGuard(extraNames: readonly string[]): (headers: HeaderMap) => BrowserRefusal | null {
   const extra = new Set(extraNames);
   const ours = (name: string | null) => name !== null && (isLoopbackName(name) || extra.has(name));
-  // The last values found ours: a tool sends the same Host on every request.
-  let hostSeen: string | undefined;
-  let originSeen: string | undefined;
   return (headers) => {
     const host = headers.host;
-    if (host !== undefined && host !== "" && host !== hostSeen) {
-      if (!ours(hostName(host))) return "host";
-      hostSeen = host;
-    }
+    if (host !== undefined && host !== "" && !ours(hostName(host))) return "host";
     const origin = headers.origin;
-    if (origin !== undefined && origin !== originSeen) {
-      if (!ours(originName(origin))) return "origin";
-      originSeen = origin;
-    }
+    if (origin !== undefined && !ours(originName(origin))) return "origin";
     return null;
   };
 }

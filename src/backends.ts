@@ -1,7 +1,7 @@
 // The backends (LiteLLM replicas): least-in-flight choice, cooldown after failures, probing before reuse,
 // and the retry of a call whose connection was refused.
 import { redactUrl } from "./address.ts";
-import { type Admission, CallGate } from "./call-gate.ts";
+import { CallGate } from "./call-gate.ts";
 import { ProxyError } from "./errors.ts";
 import { BackendFailure, forward, type ForwardObserver, type ForwardOptions } from "./proxy.ts";
 
@@ -107,7 +107,12 @@ export class BackendPool {
   async forward(req: Request, pathAndQuery: string, call: PoolCall): Promise<Response> {
     const { observer, retryable } = call;
     // One kept-alive slot for all attempts, held until the answer (a stream's head, or a small body whole) is in.
-    const admission = this.gate.tryEnter() ?? (await this.waitForSlot(observer));
+    let waited = false;
+    const admission = await this.gate.enter(() => {
+      waited = true;
+      observer?.keepaliveWaitStarted();
+    });
+    if (waited) observer?.keepaliveWaited(admission.waitedMs, admission.gotSlot);
     let tried: Set<Backend> | undefined;
     try {
       for (let backend = this.pick(); ; ) {
@@ -139,13 +144,6 @@ export class BackendPool {
     } finally {
       admission.release();
     }
-  }
-
-  private async waitForSlot(observer: PoolObserver | undefined): Promise<Admission> {
-    observer?.keepaliveWaitStarted();
-    const admission = await this.gate.wait();
-    observer?.keepaliveWaited(admission.waitedMs, admission.gotSlot);
-    return admission;
   }
 
   /** Counts a call in flight on `b` until the returned release runs (once). */

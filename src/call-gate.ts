@@ -51,15 +51,15 @@ export class CallGate {
     return this.queue.length - this.head;
   }
 
-  /** Admits one call at once when a slot is free (or the gate is off); undefined when it has to wait(). */
-  tryEnter(): Admission | undefined {
-    if (this.limit <= 0 || this.waitMs <= 0) return FREE;
-    if (this.active < this.limit && this.waiting === 0) return { release: this.slot(), waitedMs: 0, gotSlot: true };
-    return undefined;
-  }
-
-  /** Queues one call that tryEnter() did not admit: it goes once a slot frees up or the wait runs out. */
-  wait(): Promise<Admission> {
+  /**
+   * Admits one call: at once when a slot is free (or the gate is off), else once a slot frees up or the
+   * wait runs out.
+   * @param queued called at once when the call has to wait.
+   */
+  enter(queued?: () => void): Promise<Admission> {
+    if (this.limit <= 0 || this.waitMs <= 0) return Promise.resolve(FREE);
+    if (this.active < this.limit && this.waiting === 0) return Promise.resolve({ release: this.slot(), waitedMs: 0, gotSlot: true });
+    queued?.();
     return new Promise<Admission>((resolve) => {
       const since = performance.now();
       this.queue.push({

@@ -64,8 +64,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const format = options.format ?? detectFormat();
   const color = format === "text" && (options.color ?? (!process.env.NO_COLOR && stdoutIsTerminal()));
   const out = options.write ? { write: options.write, flush() {} } : new StdoutWriter();
-  const clock = isoClock();
-  const line = format === "json" ? (l: LogLevel, m: string, f?: LogFields) => jsonLine(clock(), l, m, f) : format === "journal" ? journalLine : (l: LogLevel, m: string, f?: LogFields) => textLine(l, m, f, color);
+  const line = format === "json" ? jsonLine : format === "journal" ? journalLine : (l: LogLevel, m: string, f?: LogFields) => textLine(l, m, f, color);
   const min = RANK[level];
   const emit = (lvl: LogLevel, msg: string, fields?: LogFields) => {
     if (RANK[lvl] >= min) out.write(line(lvl, msg, fields));
@@ -81,23 +80,9 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   };
 }
 
-/** The time as ISO 8601 text, made once per millisecond: a busy proxy writes many lines in one. */
-function isoClock(): () => string {
-  let ms = Number.NaN;
-  let text = "";
-  return () => {
-    const now = Date.now();
-    if (now !== ms) {
-      ms = now;
-      text = new Date(now).toISOString();
-    }
-    return text;
-  };
-}
-
-function jsonLine(time: string, level: LogLevel, msg: string, fields?: LogFields): string {
+function jsonLine(level: LogLevel, msg: string, fields?: LogFields): string {
   // The fields are serialised as given and appended, rather than copied into a new object first.
-  const head = `{"time":"${time}","level":"${level}","msg":${JSON.stringify(msg)}`;
+  const head = `{"time":"${new Date().toISOString()}","level":"${level}","msg":${JSON.stringify(msg)}`;
   const rest = fields ? JSON.stringify(fields) : "{}";
   return head + (rest === "{}" ? "}\n" : "," + rest.slice(1) + "\n");
 }

@@ -17,32 +17,12 @@ export function smallJsonBody(length: number | null, contentType: string | null)
 /** One decoder for all: one-shot decoding keeps no state. */
 const utf8 = new TextDecoder();
 
-/** Decodes a model's JSON string; the last one read is returned again without decoding (a tool sends the same model again and again). */
-export class ModelNames {
-  private lastJson: Uint8Array = new Uint8Array(0);
-  private last: string | undefined;
-
-  /** The top-level "model" string of a JSON body (or its first bytes); see modelFromJsonPrefix. */
-  read(bytes: Uint8Array): string | undefined {
-    return scanForModel(bytes, this);
-  }
-
-  /** The JSON string at bytes[from, to) (quotes included), decoded. */
-  decode(bytes: Uint8Array, from: number, to: number): string | undefined {
-    const last = this.lastJson;
-    if (to - from === last.length) {
-      let i = 0;
-      while (i < last.length && bytes[from + i] === last[i]) i++;
-      if (i === last.length) return this.last;
-    }
-    try {
-      const json = bytes.slice(from, to);
-      this.last = JSON.parse(utf8.decode(json)) as string;
-      this.lastJson = json;
-      return this.last;
-    } catch {
-      return undefined;
-    }
+/** The JSON string at bytes[from, to) (quotes included), decoded. */
+function modelString(bytes: Uint8Array, from: number, to: number): string | undefined {
+  try {
+    return JSON.parse(utf8.decode(bytes.subarray(from, to))) as string;
+  } catch {
+    return undefined;
   }
 }
 
@@ -54,10 +34,6 @@ export class ModelNames {
  * @returns the model, or undefined when the bytes hold no top-level "model" string.
  */
 export function modelFromJsonPrefix(bytes: Uint8Array): string | undefined {
-  return new ModelNames().read(bytes);
-}
-
-function scanForModel(bytes: Uint8Array, names: ModelNames): string | undefined {
   let depth = 0;
   let expectKey = false;
   let objectAtTop = false;
@@ -75,7 +51,7 @@ function scanForModel(bytes: Uint8Array, names: ModelNames): string | undefined 
           if (bytes[v] !== 34) return undefined;
           const vEnd = stringEnd(bytes, v);
           if (vEnd < 0) return undefined;
-          return names.decode(bytes, v, vEnd + 1);
+          return modelString(bytes, v, vEnd + 1);
         }
         i = colon;
       } else {

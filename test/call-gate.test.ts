@@ -2,23 +2,27 @@ import { describe, expect, test } from "bun:test";
 import { CallGate, type Admission, type Release } from "../src/call-gate.ts";
 
 /** Enters, expecting a slot at once: the gate must not have queued the call. */
-const immediate = (gate: CallGate): Release => {
-  const a = gate.tryEnter();
-  if (!a) throw new Error("expected a slot at once, got a wait");
+const immediate = async (gate: CallGate): Promise<Release> => {
+  let queued = false;
+  const admission = gate.enter(() => (queued = true));
+  if (queued) throw new Error("expected a slot at once, got a wait");
+  const a = await admission;
   expect(a).toMatchObject({ waitedMs: 0, gotSlot: true });
   return a.release;
 };
 /** Enters, expecting the call to wait. */
 const waits = (gate: CallGate): Promise<Admission> => {
-  if (gate.tryEnter()) throw new Error("expected a wait, got a slot at once");
-  return gate.wait();
+  let queued = false;
+  const admission = gate.enter(() => (queued = true));
+  if (!queued) throw new Error("expected a wait, got a slot at once");
+  return admission;
 };
 
 describe("CallGate", () => {
   test("up to the limit at once; the next waits until a slot frees, then holds it", async () => {
     const gate = new CallGate(2, 10_000);
-    const a = immediate(gate);
-    immediate(gate);
+    const a = await immediate(gate);
+    await immediate(gate);
     const c = waits(gate);
     expect(gate.running).toBe(2);
     expect(gate.waiting).toBe(1);
@@ -34,7 +38,7 @@ describe("CallGate", () => {
 
   test("waiters get slots first in, first out, and a new call does not jump the queue", async () => {
     const gate = new CallGate(1, 10_000);
-    const first = immediate(gate);
+    const first = await immediate(gate);
     const order: number[] = [];
     const queued = [1, 2, 3].map((n) => waits(gate).then((a) => (order.push(n), a)));
     first();
@@ -51,7 +55,7 @@ describe("CallGate", () => {
 
   test("a call that waited its time goes on without a slot; its release frees nothing", async () => {
     const gate = new CallGate(1, 30);
-    const held = immediate(gate);
+    const held = await immediate(gate);
     const late = await waits(gate);
     expect(late.gotSlot).toBe(false);
     expect(late.waitedMs).toBeGreaterThanOrEqual(25);
@@ -61,12 +65,12 @@ describe("CallGate", () => {
     held();
     expect(gate.running).toBe(0);
     // The gate still works after an expiry.
-    immediate(gate);
+    await immediate(gate);
   });
 
   test("expiry lets go only the calls that are due", async () => {
     const gate = new CallGate(1, 200);
-    immediate(gate);
+    await immediate(gate);
     const outcome = await waits(gate);
     expect(outcome.gotSlot).toBe(false);
     // Queued after the first expired: it waits its own full time, not the rest of the earlier one's.
@@ -77,7 +81,7 @@ describe("CallGate", () => {
 
   test("a release is counted once however often it is called", async () => {
     const gate = new CallGate(1, 10_000);
-    const r = immediate(gate);
+    const r = await immediate(gate);
     const next = waits(gate);
     r();
     r();
@@ -90,7 +94,7 @@ describe("CallGate", () => {
 
   test("a limit or a wait of 0 turns the gate off", async () => {
     for (const gate of [new CallGate(0, 20), new CallGate(2, 0)]) {
-      for (let i = 0; i < 100; i++) immediate(gate);
+      for (let i = 0; i < 100; i++) await immediate(gate);
       expect(gate.running).toBe(0);
       expect(gate.waiting).toBe(0);
     }
@@ -98,7 +102,7 @@ describe("CallGate", () => {
 
   test("a long queue is served in order and its storage is reclaimed", async () => {
     const gate = new CallGate(1, 60_000);
-    let release = immediate(gate);
+    let release = await immediate(gate);
     const queued = Array.from({ length: 3000 }, () => waits(gate));
     for (const q of queued) {
       release();

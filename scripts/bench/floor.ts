@@ -22,7 +22,7 @@ const server = Bun.serve({
   idleTimeout: 0,
   maxRequestBodySize: Number.MAX_SAFE_INTEGER,
   async fetch(req) {
-    const { release } = gate.tryEnter() ?? (await gate.wait());
+    const { release } = await gate.enter();
     try {
       const headers = new Headers(req.headers);
       headers.delete("host");
