@@ -6,7 +6,8 @@ import { compileRouter } from "../src/router.ts";
 import { clientRows, sampleOf } from "./e2e/clients/clients-table.ts";
 import { headerMap } from "../src/http.ts";
 
-const ORIGINAL = `
+/** The original design's config, as its document gives it. */
+const DESIGN = `
 user_id_mappings:
   custom_header: "x-memory-user-id"
   header_patterns:
@@ -19,11 +20,10 @@ user_id_mappings:
     - header: "user-agent"
       pattern: "vscode/.*"
       user_id: "vscode-copilot"
-    - header: "x-client"
-      pattern: "(?i)tool-"
-      user_id: "tool"
   default_user_id: "default-dev"
 `;
+/** The design's config with a rule on another header. */
+const ORIGINAL = DESIGN.replace('  default_user_id', '    - header: "x-client"\n      pattern: "(?i)tool-"\n      user_id: "tool"\n  default_user_id');
 /** The original design's routing: custom header, then its patterns, then the default (no built-in layer, no derived ids). */
 const ORIGINAL_ONLY = ORIGINAL.replace('default_user_id: "default-dev"', 'default_user_id: "default-dev"\n  builtin_rules: false\n  derive_from_user_agent: false');
 const route = compileRouter(parseConfig(ORIGINAL_ONLY, "original.yaml").routing);
@@ -233,21 +233,6 @@ user_id_mappings:
 describe("every tool is recognised in the configs users really have", () => {
   // The original design's config, as its document gives it, and the example this repository ships (README's
   // Quick start copies it): no rule for today's tools in either, and every tool gets its own id.
-  const DESIGN = `
-user_id_mappings:
-  custom_header: "x-memory-user-id"
-  header_patterns:
-    - header: "user-agent"
-      pattern: "OpenAIClientImpl/Java"
-      user_id: "pycharm-ai"
-    - header: "user-agent"
-      pattern: "Claude Code/.*"
-      user_id: "claude-cli"
-    - header: "user-agent"
-      pattern: "vscode/.*"
-      user_id: "vscode-copilot"
-  default_user_id: "default-dev"
-`;
   const example = readFileSync(join(import.meta.dir, "..", "config.example.yaml"), "utf8");
   for (const [name, yaml] of [
     ["the original design's config", DESIGN],

@@ -2,7 +2,7 @@
 // connections, each sending its next request when the last answer arrived) and oha for the open loop
 // (a constant offered rate, latency counted from each request's scheduled time, so that a stalled
 // server is not hidden by the generator waiting for it: coordinated omission). Both send the same
-// request. Pure, apart from running the programs, so that test/bench.test.ts can check the parsing.
+// request. Pure, apart from running the programs, so that test/scripts/bench.test.ts can check the parsing.
 import { join } from "node:path";
 import type { OpenLoopMetrics, WrkMetrics } from "./report.ts";
 

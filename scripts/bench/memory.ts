@@ -1,5 +1,5 @@
 // Resident memory over time for the benchmark: a sampler of one process's RSS from /proc, and the
-// key points of the curve it draws around a load (pure, checked by test/bench.test.ts).
+// key points of the curve it draws around a load (pure, checked by test/scripts/bench.test.ts).
 import { memoryOf } from "./procs.ts";
 
 /** One sample: ms since the sampler started, RSS in MB. */

@@ -1,5 +1,5 @@
 // Reading a streamed HTTP/1.1 response off a raw socket: the head, the chunked body, SSE events, and
-// the batching check. Pure (no I/O) so that test/bench.test.ts can check it.
+// the batching check. Pure (no I/O) so that test/scripts/bench.test.ts can check it.
 
 /**
  * Decodes one HTTP/1.1 response fed to it piece by piece, as the socket delivers it. Text is

@@ -7,23 +7,23 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseConfig } from "../src/config.ts";
-import { compileRouter } from "../src/router.ts";
-import { nginxConfig, routingMaps, ROUTING_PROBES } from "../scripts/bench/nginx.ts";
-import { holdConnections, type IdleReport } from "../scripts/bench/idle-client.ts";
-import { crossing, nextSweepFactor, ohaCommand, parseOha, parseWrk, SMALL_REQUEST, wrkCommand, type SweepPoint } from "../scripts/bench/loadgen.ts";
-import { rssCurve, RssSampler } from "../scripts/bench/memory.ts";
-import { holdPage, PAGE_EVENTS_PATH, type PageReport } from "../scripts/bench/page-client.ts";
-import { fdLimitOf, lines, withFdLimit } from "../scripts/bench/procs.ts";
-import { compare, difference, summarize, table, type BenchResults, type OpenLoopMetrics, type SseMetrics, type WrkMetrics } from "../scripts/bench/report.ts";
-import { runSse } from "../scripts/bench/sse-client.ts";
-import { batchedInRead, HttpResponseParser, SseSplitter } from "../scripts/bench/sse.ts";
-import { median, percentile, sortedSamples } from "../scripts/bench/stats.ts";
-import { findTool, OHA_VERSION, ohaPath } from "../scripts/bench/tools.ts";
-import { manualStream, startBackend, textReader } from "./support/backend.ts";
-import { headerMap } from "../src/http.ts";
+import { parseConfig } from "../../src/config.ts";
+import { compileRouter } from "../../src/router.ts";
+import { nginxConfig, routingMaps, ROUTING_PROBES } from "../../scripts/bench/nginx.ts";
+import { holdConnections, type IdleReport } from "../../scripts/bench/idle-client.ts";
+import { crossing, nextSweepFactor, ohaCommand, parseOha, parseWrk, SMALL_REQUEST, wrkCommand, type SweepPoint } from "../../scripts/bench/loadgen.ts";
+import { rssCurve, RssSampler } from "../../scripts/bench/memory.ts";
+import { holdPage, PAGE_EVENTS_PATH, type PageReport } from "../../scripts/bench/page-client.ts";
+import { fdLimitOf, lines, withFdLimit } from "../../scripts/bench/procs.ts";
+import { compare, difference, summarize, table, type BenchResults, type OpenLoopMetrics, type SseMetrics, type WrkMetrics } from "../../scripts/bench/report.ts";
+import { runSse } from "../../scripts/bench/sse-client.ts";
+import { batchedInRead, HttpResponseParser, SseSplitter } from "../../scripts/bench/sse.ts";
+import { median, percentile, sortedSamples } from "../../scripts/bench/stats.ts";
+import { findTool, OHA_VERSION, ohaPath } from "../../scripts/bench/tools.ts";
+import { manualStream, startBackend, textReader } from "../support/backend.ts";
+import { headerMap } from "../../src/http.ts";
 
-const BENCH_CONFIG = join(import.meta.dir, "..", "scripts", "bench", "memproxy.yaml");
+const BENCH_CONFIG = join(import.meta.dir, "..", "..", "scripts", "bench", "memproxy.yaml");
 const benchConfig = async (backend = "http://127.0.0.1:1") =>
   parseConfig(await Bun.file(BENCH_CONFIG).text(), BENCH_CONFIG, { BENCH_BACKEND_URL: backend, MEMPROXY_PORT: "0" });
 
@@ -199,7 +199,7 @@ describe("bun floor", () => {
     await using backend = startBackend((req, r) =>
       r.path === "/v1/stream" ? new Response(stream.body, { headers: { "content-type": "text/event-stream" } }) : Response.json({ got: r.body.length }),
     );
-    const floor = Bun.spawn([process.execPath, join(import.meta.dir, "..", "scripts", "bench", "floor.ts"), "0", backend.url], { stdout: "pipe", stderr: "inherit" });
+    const floor = Bun.spawn([process.execPath, join(import.meta.dir, "..", "..", "scripts", "bench", "floor.ts"), "0", backend.url], { stdout: "pipe", stderr: "inherit" });
     try {
       const reader = floor.stdout.getReader();
       const { value } = await reader.read();
@@ -446,7 +446,7 @@ describe("status page client", () => {
 describe("SSE client", () => {
   // The real bench backend, a few streams opened over a ramp: every event arrives, in order.
   test("opens the streams over the ramp and receives every event in order", async () => {
-    const backend = Bun.spawn([process.execPath, join(import.meta.dir, "..", "scripts", "bench", "backend.ts")], { stdout: "pipe", stderr: "inherit" });
+    const backend = Bun.spawn([process.execPath, join(import.meta.dir, "..", "..", "scripts", "bench", "backend.ts")], { stdout: "pipe", stderr: "inherit" });
     try {
       const { value } = await lines(backend.stdout).next();
       const { port } = JSON.parse(value as string) as { port: number };
