@@ -6,6 +6,7 @@ import { ConfigError, loadConfig, MAX_CONFIG_BYTES, parseConfig, reconcile } fro
 import { compileRouter } from "../src/router.ts";
 import { tempDir } from "./support/process.ts";
 import { headerMap } from "../src/http.ts";
+import { DESIGN_ROUTING, DESIGN_RULES } from "./support/design-config.ts";
 
 const problems = (yaml: string, env: Record<string, string> = {}) => {
   try {
@@ -33,20 +34,13 @@ litellm_settings:
   set_verbose: true
 router_settings:
   routing_strategy: simple-shuffle
-user_id_mappings:
-  custom_header: "x-memory-user-id"
-  header_patterns:
-    - header: "user-agent"
-      pattern: "OpenAIClientImpl/Java"
-      user_id: "pycharm-ai"
-  default_user_id: "default-dev"
 litellm_backend_url: "http://localhost:8765"
-`,
+${DESIGN_ROUTING}`,
       "config.yaml",
       {},
     );
     expect(c.backends).toEqual(["http://localhost:8765"]);
-    expect(c.routing.header_patterns).toEqual([{ header: "user-agent", pattern: "OpenAIClientImpl/Java", user_id: "pycharm-ai" }]);
+    expect(c.routing.header_patterns).toEqual(DESIGN_RULES);
     expect(c.listen).toEqual({ host: "127.0.0.1", port: 8764, idle_timeout: 10_000 });
   });
 

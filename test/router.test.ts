@@ -5,25 +5,10 @@ import { parseConfig } from "../src/config.ts";
 import { compileRouter } from "../src/router.ts";
 import { clientRows, sampleOf } from "./e2e/clients/clients-table.ts";
 import { headerMap } from "../src/http.ts";
+import { DESIGN_ROUTING } from "./support/design-config.ts";
 
-/** The original design's config, as its document gives it. */
-const DESIGN = `
-user_id_mappings:
-  custom_header: "x-memory-user-id"
-  header_patterns:
-    - header: "user-agent"
-      pattern: "OpenAIClientImpl/Java"
-      user_id: "pycharm-ai"
-    - header: "user-agent"
-      pattern: "Claude Code/.*"
-      user_id: "claude-cli"
-    - header: "user-agent"
-      pattern: "vscode/.*"
-      user_id: "vscode-copilot"
-  default_user_id: "default-dev"
-`;
 /** The design's config with a rule on another header. */
-const ORIGINAL = DESIGN.replace('  default_user_id', '    - header: "x-client"\n      pattern: "(?i)tool-"\n      user_id: "tool"\n  default_user_id');
+const ORIGINAL = DESIGN_ROUTING.replace('  default_user_id', '    - header: "x-client"\n      pattern: "(?i)tool-"\n      user_id: "tool"\n  default_user_id');
 /** The original design's routing: custom header, then its patterns, then the default (no built-in layer, no derived ids). */
 const ORIGINAL_ONLY = ORIGINAL.replace('default_user_id: "default-dev"', 'default_user_id: "default-dev"\n  builtin_rules: false\n  derive_from_user_agent: false');
 const route = compileRouter(parseConfig(ORIGINAL_ONLY, "original.yaml").routing);
@@ -235,7 +220,7 @@ describe("every tool is recognised in the configs users really have", () => {
   // Quick start copies it): no rule for today's tools in either, and every tool gets its own id.
   const example = readFileSync(join(import.meta.dir, "..", "config.example.yaml"), "utf8");
   for (const [name, yaml] of [
-    ["the original design's config", DESIGN],
+    ["the original design's config", DESIGN_ROUTING],
     ["config.example.yaml", example],
   ] as const) {
     test(name, () => {

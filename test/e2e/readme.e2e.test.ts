@@ -254,14 +254,7 @@ async function startInBackground(): Promise<void> {
     stdout: "pipe",
     stderr: "pipe",
   });
-  const log = new LineLog();
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    for await (const l of lines(s)) log.push(l);
-  };
-  const exited = Promise.all([pump(proc.stdout), pump(proc.stderr)]).then(() => {
-    log.end();
-    return proc.exited;
-  });
+  const { log, exited } = LineLog.of(proc);
   started = { proc, log, exited };
   await log.waitFor(`listening on http://127.0.0.1:${port}`);
 }

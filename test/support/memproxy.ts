@@ -57,14 +57,7 @@ export function spawnMemproxy(cmd: string[], options: { cwd?: string; env?: Reco
     stderr: "pipe",
     stdin: "ignore",
   });
-  const log = new LineLog();
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const line of linesOf(stream)) log.push(line);
-  };
-  const exited = Promise.all([pump(proc.stdout), pump(proc.stderr)]).then(() => {
-    log.end();
-    return proc.exited;
-  });
+  const { log, exited } = LineLog.of(proc);
   const waitForLine = (needle: string | RegExp, from = 0) => log.waitFor(needle, { from });
   return {
     proc,

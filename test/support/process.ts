@@ -47,6 +47,25 @@ export function alive(pid: number): boolean {
 
 /** Lines of output as they arrive, with waits for the ones a test needs. */
 export class LineLog {
+  /**
+   * The lines a process writes to stdout and stderr (both piped), as they arrive.
+   * @returns the log, and its exit code once both streams have ended (the log is ended then).
+   */
+  static of(proc: { readonly stdout: ReadableStream<Uint8Array>; readonly stderr: ReadableStream<Uint8Array>; readonly exited: Promise<number> }): {
+    log: LineLog;
+    exited: Promise<number>;
+  } {
+    const log = new LineLog();
+    const pump = async (stream: ReadableStream<Uint8Array>) => {
+      for await (const line of lines(stream)) log.push(line);
+    };
+    const exited = Promise.all([pump(proc.stdout), pump(proc.stderr)]).then(() => {
+      log.end();
+      return proc.exited;
+    });
+    return { log, exited };
+  }
+
   readonly all: string[] = [];
   private readonly watchers: { test: (l: string) => boolean; count: number; seen: number; resolve: (l: string) => void; reject: (e: Error) => void }[] = [];
   private ended = false;
