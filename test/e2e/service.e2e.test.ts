@@ -335,9 +335,11 @@ function removeCgroup(dir: string): void {
 
 /** The folders under /root that running `litellm` needs (its venv, its Python), when others cannot enter /root. */
 function pathsUnderRoot(litellm: string): string[] {
-  if (!litellm.startsWith("/root/") || statSync("/root").mode & 0o001) return [];
+  if (statSync("/root").mode & 0o001) return [];
+  // Either may be there without the other: a cache elsewhere (CI's /var/cache) still has a venv made from a
+  // Python under /root (pyenv).
   const venv = dirname(dirname(litellm));
   const home = /^home\s*=\s*(.+)$/m.exec(readFileSync(join(venv, "pyvenv.cfg"), "utf8"))?.[1]?.trim();
   const python = home ? dirname(home) : undefined;
-  return [venv, ...(python?.startsWith("/root/") ? [python] : [])];
+  return [venv, python].filter((p): p is string => p !== undefined && p.startsWith("/root/"));
 }
