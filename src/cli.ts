@@ -207,7 +207,7 @@ async function run(values: Options, io: CliIO): Promise<number> {
     config: config.source,
   });
   for (const warning of config.warnings) logger.warn(warning);
-  warnChain(config, logger);
+  warnChain(app.server, logger);
   void reportBackend(app, logger);
 
   const reloader = values.config
@@ -217,8 +217,9 @@ async function run(values: Options, io: CliIO): Promise<number> {
           parse: (text) => parseConfig(text, values.config!, process.env, overrides),
           running: () => app.server.config,
           apply: (next) => {
-            warnChain(next, logger);
-            return app.reload(next);
+            const notes = app.reload(next);
+            warnChain(app.server, logger);
+            return notes;
           },
           failed: (problems) => app.server.reloadFailed(problems),
           logger,
@@ -263,11 +264,14 @@ function chainReport(config: Config): ChainReport | undefined {
   return chainOf(config, { ...process.env, ...config.litellm.env }, (path) => readFileSync(path, "utf8"));
 }
 
-/** Warns, with the exact lines to add, when LiteLLM would not pass the memory id on (or memory cannot work). */
-function warnChain(config: Config, logger: Logger): void {
-  const report = chainReport(config);
+/**
+ * Warns, with the exact lines to add, when LiteLLM would not pass the memory id on (or memory cannot work): the
+ * server's own report of the configuration in force, so the file is analysed once.
+ */
+function warnChain(server: { config: Config; chain: ChainReport | undefined }, logger: Logger): void {
+  const report = server.chain;
   if (!report) return;
-  for (const line of chainProblemLines({ ...report, problems: report.problems.filter((p) => p.severity === "error") }, config.source)) {
+  for (const line of chainProblemLines({ ...report, problems: report.problems.filter((p) => p.severity === "error") }, server.config.source)) {
     logger.warn(line, { memory_id_forwarding: report.memory_id_forwarding });
   }
 }

@@ -16,7 +16,7 @@ import { REQUEST_ID_HEADER, requestIdFor } from "./request-id.ts";
 import { pathOf } from "./request-target.ts";
 import { routerFor } from "./router.ts";
 import { readFileSync } from "node:fs";
-import { chainOf } from "./litellm-config.ts";
+import { chainOf, type ChainReport } from "./litellm-config.ts";
 import { StatusBoard, type MemoryChainInfo } from "./status.ts";
 import type { SupervisorStatus } from "./supervisor.ts";
 import { createUi } from "./ui.ts";
@@ -32,6 +32,8 @@ export interface ServerHandle {
   readonly port: number;
   /** The configuration requests are served with now. */
   readonly config: Config;
+  /** The memory chain report of that configuration (what /health and the status page show); undefined when memproxy cannot see LiteLLM's config. */
+  readonly chain: ChainReport | undefined;
   /** The metrics registry (undefined when memproxy.metrics.enabled is false), e.g. for the supervisor's counters. */
   readonly metrics: Metrics | undefined;
   /**
@@ -153,6 +155,9 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
     port: server.port ?? config.listen.port,
     get config() {
       return state.config;
+    },
+    get chain() {
+      return state.chain;
     },
     metrics: observation.metrics,
     reload(next) {
