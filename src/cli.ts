@@ -229,6 +229,10 @@ async function run(values: Options, io: CliIO): Promise<number> {
       )
     : undefined;
 
+  // Start-up is over: the code that serves requests tiers up at JavaScriptCore's normal thresholds from here
+  // (the executable starts with them raised, scripts/build.ts START_JIT_POLICY).
+  Bun.unsafe.setJITPolicy(1);
+
   const signalled = (async () => {
     let signal: NodeJS.Signals;
     while ((signal = await nextSignal()) === "SIGHUP") {
