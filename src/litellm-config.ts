@@ -513,15 +513,16 @@ function masterKeyVerdict(
  * The LiteLLM side of memproxy's config, when memproxy can know it: the file LiteLLM reads is memproxy's own
  * (or memproxy.litellm.config), and it has LiteLLM's sections. Undefined when LiteLLM's config is elsewhere
  * (the embedded default config, or a file without model_list and general_settings).
- * @param config memproxy's loaded configuration (its source and text).
+ * @param config memproxy's loaded configuration (its source, text and document).
  * @param readText reads memproxy.litellm.config when it names another file.
  */
 export function chainOf(
-  config: { source: string; text: string; litellm: { config?: string; spawn: boolean } },
+  config: { source: string; text: string; document: Readonly<Record<string, unknown>>; litellm: { config?: string; spawn: boolean } },
   env: Record<string, string | undefined>,
   readText: (path: string) => string,
 ): ChainReport | undefined {
   let text = config.text;
+  if (config.litellm.config === undefined && !hasLitellmSections(config.document)) return undefined;
   if (config.litellm.config !== undefined) {
     try {
       text = readText(config.litellm.config);
@@ -537,6 +538,14 @@ export function chainOf(
   }
   if (doc.model_list === undefined && doc.general_settings === undefined) return undefined;
   return analyzeChain(doc, env, { envIsLitellms: config.litellm.spawn });
+}
+
+/**
+ * Whether memproxy's own reading of the file (YAML 1.2) can hold LiteLLM's sections: top-level keys read the same
+ * under YAML 1.1, except that a merge key (<<) there can bring them in.
+ */
+function hasLitellmSections(document: Readonly<Record<string, unknown>>): boolean {
+  return document.model_list !== undefined || document.general_settings !== undefined || "<<" in document;
 }
 
 /**

@@ -5,7 +5,8 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { analyzeChain, chainProblemLines, parseLitellmYaml, type ChainReport } from "../src/litellm-config.ts";
+import { parseConfig } from "../src/config.ts";
+import { analyzeChain, chainOf, chainProblemLines, parseLitellmYaml, type ChainReport } from "../src/litellm-config.ts";
 
 const EXAMPLE = readFileSync(join(import.meta.dir, "..", "config.example.yaml"), "utf8");
 const ENV = { LITELLM_MASTER_KEY: "sk-a-long-random-master-key-0123456789", SUPERMEMORY_API_KEY: "sm_key", OPENAI_API_KEY: "sk-o", ANTHROPIC_API_KEY: "sk-a" };
@@ -311,4 +312,36 @@ test("chainProblemLines: one message per problem, naming the file, with its fix 
   ]);
   const warning = chainProblemLines(analyzeChain(doc({ settings: { model_group_settings: { forward_client_headers_to_llm_api: [] } } }), ENV), "c.yaml");
   expect(warning[0]).toStartWith("c.yaml: note: ");
+});
+
+describe("chainOf: the report for a loaded config", () => {
+  const load = (text: string) => parseConfig(text, "memproxy.yaml", ENV);
+  const noFile = () => {
+    throw new Error("no other file");
+  };
+
+  test("a memproxy-only file has no LiteLLM side to report on", () => {
+    expect(chainOf(load("litellm_backend_url: http://127.0.0.1:8765\n"), ENV, noFile)).toBeUndefined();
+    expect(chainOf(load(""), ENV, noFile)).toBeUndefined();
+  });
+
+  test("the shared file is read as LiteLLM reads it", () => {
+    const report = chainOf(load(EXAMPLE), ENV, noFile)!;
+    expect(report.memory_id_forwarding).toBe("on");
+    expect(report.models.map((m) => m.model_name)).toEqual(analyzeChain(parseLitellmYaml(EXAMPLE), ENV).models.map((m) => m.model_name));
+  });
+
+  test("LiteLLM's sections that only a YAML 1.1 merge key brings in are still found", () => {
+    // memproxy reads YAML 1.2, where << is an ordinary key; LiteLLM's PyYAML merges it.
+    const text = `shared: &litellm\n  model_list:\n    - model_name: gpt-4o\n      litellm_params: {model: openai/gpt-4o}\n<<: *litellm\n`;
+    expect(load(text).document.model_list).toBeUndefined();
+    const report = chainOf(load(text), ENV, noFile)!;
+    expect(report.models.map((m) => m.model_name)).toEqual(["gpt-4o"]);
+  });
+
+  test("memproxy.litellm.config names LiteLLM's own file, which is read whatever memproxy's holds", () => {
+    const text = "memproxy:\n  litellm:\n    config: /elsewhere/litellm.yaml\n";
+    const report = chainOf(load(text), ENV, (path) => (path === "/elsewhere/litellm.yaml" ? EXAMPLE : noFile()))!;
+    expect(report.memory_id_forwarding).toBe("on");
+  });
 });
