@@ -6,7 +6,7 @@ import * as v from "valibot";
 import { isAlias, isCollection, isPair, parseDocument, type Document } from "yaml";
 import { redactUrl, urlOf } from "./address.ts";
 import defaultConfigText from "./default-config.yaml" with { type: "text" };
-import { compilePattern } from "./pattern.ts";
+import { patternError } from "./pattern.ts";
 
 /** Name used for the embedded default config in messages. */
 export const EMBEDDED_CONFIG_NAME = "<embedded default config>";
@@ -32,18 +32,14 @@ const HeaderName = v.pipe(
 );
 const UserId = v.pipe(v.string(), v.regex(USER_ID, (i) => `user id ${JSON.stringify(i.input)} must be ${USER_ID_RULE}`));
 
-/** A pattern in Python re syntax; `whole`: matched against the whole value (re.fullmatch). */
-const Pattern = (whole: boolean) =>
-  v.pipe(
-    v.string(),
-    v.check(
-      (p) => compilePattern(p, { whole }).ok,
-      (i) => {
-        const r = compilePattern(String(i.input), { whole });
-        return r.ok ? "invalid regular expression" : `invalid regular expression: ${r.error}`;
-      },
-    ),
-  );
+/** A pattern in Python re syntax (whether it is matched against the whole value or a prefix does not change that). */
+const Pattern = v.pipe(
+  v.string(),
+  v.check(
+    (p) => patternError(p) === undefined,
+    (i) => `invalid regular expression: ${patternError(String(i.input))}`,
+  ),
+);
 
 /** An integer, also given as a string (as it is after `${PORT}` substitution, or from a command-line flag). */
 const Int = (min: number, max: number) =>
@@ -93,7 +89,7 @@ const BackendUrl = v.pipe(
 
 const PatternRule = v.strictObject({
   header: v.optional(HeaderName, "user-agent"),
-  pattern: Pattern(false),
+  pattern: Pattern,
   user_id: UserId,
 });
 
@@ -164,7 +160,7 @@ const Access = v.strictObject({
   /** Whether clients may choose their memory with the custom header. */
   custom_header: v.optional(Bool, true),
   /** Ids a custom-header value may name: each entry matches the WHOLE id (re.fullmatch): "alice", "team-.*". Empty: any. */
-  allowed_user_ids: v.optional(v.array(Pattern(true)), []),
+  allowed_user_ids: v.optional(v.array(Pattern), []),
   /**
    * Host names that a memproxy listening on loopback without keys answers besides localhost, 127.x and [::1] (a
    * web page could otherwise use it through DNS rebinding), e.g. host.docker.internal.

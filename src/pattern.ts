@@ -44,6 +44,15 @@ export function compilePattern(pattern: string, options: { whole?: boolean } = {
 }
 
 /**
+ * Whether a pattern compiles, without compiling it (a config's validation; the router compiles it once).
+ * @returns why it cannot (as compilePattern says it), or undefined when it can.
+ */
+export function patternError(pattern: string): string | undefined {
+  const parsed = parsePattern(pattern);
+  return parsed.ok ? undefined : parsed.error;
+}
+
+/**
  * Several patterns read against the same value, in order (the routing rules on one header): one pass over
  * the value answers which is the FIRST pattern (lowest index) that matches (re.match semantics), or -1.
  * Patterns must have compiled (throws TypeError naming the index otherwise).

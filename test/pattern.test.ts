@@ -1,6 +1,6 @@
 // Tests for src/pattern.ts: parity with Python's re (python3 is the oracle), refusals, hostile inputs, the bounded DFA cache.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { compileAutomaton, compilePattern, compilePatternSet } from "../src/pattern.ts";
+import { compileAutomaton, compilePattern, compilePatternSet, patternError } from "../src/pattern.ts";
 
 const matcher = (pattern: string, whole = false) => {
   const c = compilePattern(pattern, { whole });
@@ -420,6 +420,11 @@ describe("invalid and refused patterns", () => {
   test("a syntax error is reported before a refusal, as Python would report it", () => {
     expect(errorOf("(?=a)(")).toBe("missing ), unterminated subpattern at position 5");
     expect(errorOf("\\1(a)")).toBe("invalid group reference 1 at position 1");
+  });
+
+  test("patternError, the config's check, gives compilePattern's verdict without compiling", () => {
+    for (const [p] of [...ERRORS, ...REFUSED]) expect(patternError(p) ?? null).toBe(errorOf(p));
+    for (const p of ["claude-cli/", "(?i)vscode/.*", "(?:codex[_-]|Codex )", "a{3,5}b?"]) expect(patternError(p)).toBeUndefined();
   });
 
   test("compilePatternSet names the pattern that did not compile", () => {
