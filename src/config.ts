@@ -3,8 +3,9 @@
 // and the problem.
 import { open } from "node:fs/promises";
 import * as v from "valibot";
-import { isAlias, isCollection, isPair, parseDocument, type Document } from "yaml";
+import { Composer, isAlias, isCollection, isPair, Parser, parseDocument, type CST, type Document } from "yaml";
 import { redactUrl, urlOf } from "./address.ts";
+import { hasLitellmSections, litellmView } from "./litellm-config.ts";
 import defaultConfigText from "./default-config.yaml" with { type: "text" };
 import { patternError } from "./pattern.ts";
 
@@ -302,6 +303,11 @@ export type Config = v.InferOutput<typeof ConfigSchema> & {
   readonly document: Readonly<Record<string, unknown>>;
   /** The file's text (LiteLLM reads it with its own YAML rules). */
   readonly text: string;
+  /**
+   * The same file as LiteLLM reads it (YAML 1.1, litellm-config.ts), when it has LiteLLM's sections and that
+   * reading succeeds; made from the same parse as `document`.
+   */
+  readonly litellmDocument?: Readonly<Record<string, unknown>>;
 };
 export type RoutingConfig = Config["routing"];
 export type PatternRuleConfig = RoutingConfig["header_patterns"][number];
@@ -417,7 +423,7 @@ function expandedSize(doc: Document, limit: number): number {
  * @returns the configuration; throws ConfigError listing every problem.
  */
 export function parseConfig(text: string, source: string, env = process.env, overrides: readonly ConfigOverride[] = []): Config {
-  const raw = parseYaml(text, source);
+  const { raw, tokens } = parseYaml(text, source);
   const problems: string[] = [];
   const data: Record<string, unknown> = { ...raw };
   for (const key of OWN_KEYS) {
@@ -438,16 +444,22 @@ export function parseConfig(text: string, source: string, env = process.env, ove
     }
   }
   if (lines.length || !result.success) throw new ConfigError(source, lines);
-  return { ...result.output, source, warnings: nearMisses(raw, source), document: raw, text };
+  const litellmDocument = hasLitellmSections(raw) ? litellmView(tokens, text) : undefined;
+  return { ...result.output, source, warnings: nearMisses(raw, source), document: raw, text, ...(litellmDocument && { litellmDocument }) };
 }
 
-function parseYaml(text: string, source: string): Record<string, unknown> {
+/** The file read as YAML 1.2, and its syntax tree (which LiteLLM's reading of it is composed from again). */
+function parseYaml(text: string, source: string): { raw: Record<string, unknown>; tokens: readonly CST.Token[] } {
+  const tokens = Array.from(new Parser().parse(text));
+  const docs = Array.from(new Composer({ uniqueKeys: true }).compose(tokens, true, text.length));
+  const doc = docs[0]!;
+  if (docs.length > 1 || doc.errors.length) {
+    // Read again for the messages: parseDocument places each error (line, column), and says "one document only".
+    const pretty = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+    throw new ConfigError(source, pretty.errors.map((e) => `${source}: invalid YAML: ${e.message.split("\n")[0]}`));
+  }
   // Aliases are not counted (large LiteLLM configs share settings through them, and LiteLLM's PyYAML takes any
   // number): what they expand to is bounded instead.
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length) {
-    throw new ConfigError(source, doc.errors.map((e) => `${source}: invalid YAML: ${e.message.split("\n")[0]}`));
-  }
   if (expandedSize(doc, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES) {
     throw new ConfigError(source, [`${source}: (top level): the YAML expands to more than ${MAX_EXPANDED_NODES} values through its aliases; memproxy refuses it`]);
   }
@@ -460,7 +472,7 @@ function parseYaml(text: string, source: string): Record<string, unknown> {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw new ConfigError(source, [`${source}: (top level): expected a mapping of settings`]);
   }
-  return raw as Record<string, unknown>;
+  return { raw: raw as Record<string, unknown>, tokens };
 }
 
 function setPath(data: Record<string, unknown>, path: readonly string[], value: unknown): void {

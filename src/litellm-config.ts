@@ -2,7 +2,7 @@
 // Memory Router, does every model go through the router with a well-formed provider URL and Supermemory's key,
 // and will LiteLLM accept its master key. Pure: the parsed document and an environment in, a report out.
 import { createHash } from "node:crypto";
-import { parse } from "yaml";
+import { Composer, parse, type CST } from "yaml";
 
 /** Whether LiteLLM forwards memproxy's x-sm-user-id to the provider (here: Supermemory's router). */
 export type ForwardingState = "on" | "off" | "partial";
@@ -117,7 +117,24 @@ const ENV_REF = /^os\.environ\/([A-Za-z_][A-Za-z0-9_]*)$/;
  * @throws on invalid YAML (memproxy's own loader reports that first).
  */
 export function parseLitellmYaml(text: string): Record<string, unknown> {
-  const doc: unknown = parse(text, { version: "1.1" });
+  return asMapping(parse(text, { version: "1.1" }));
+}
+
+/**
+ * parseLitellmYaml's reading from the syntax tree memproxy's own reading of `text` was composed from (config.ts).
+ * @returns undefined when LiteLLM's reading fails (memproxy's own loader reports invalid YAML).
+ */
+export function litellmView(tokens: readonly CST.Token[], text: string): Record<string, unknown> | undefined {
+  const [doc] = new Composer({ version: "1.1" }).compose(tokens, true, text.length);
+  if (!doc || doc.errors.length) return undefined;
+  try {
+    return asMapping(doc.toJS());
+  } catch {
+    return undefined;
+  }
+}
+
+function asMapping(doc: unknown): Record<string, unknown> {
   return doc && typeof doc === "object" && !Array.isArray(doc) ? (doc as Record<string, unknown>) : {};
 }
 
@@ -513,30 +530,24 @@ function masterKeyVerdict(
  * The LiteLLM side of memproxy's config, when memproxy can know it: the file LiteLLM reads is memproxy's own
  * (or memproxy.litellm.config), and it has LiteLLM's sections. Undefined when LiteLLM's config is elsewhere
  * (the embedded default config, or a file without model_list and general_settings).
- * @param config memproxy's loaded configuration (its source, text and document).
+ * @param config memproxy's loaded configuration: LiteLLM's reading of it (config.ts litellmDocument), or where
+ *   LiteLLM's own file is.
  * @param readText reads memproxy.litellm.config when it names another file.
  */
 export function chainOf(
-  config: { source: string; text: string; document: Readonly<Record<string, unknown>>; litellm: { config?: string; spawn: boolean } },
+  config: { litellmDocument?: Readonly<Record<string, unknown>>; litellm: { config?: string; spawn: boolean } },
   env: Record<string, string | undefined>,
   readText: (path: string) => string,
 ): ChainReport | undefined {
-  let text = config.text;
-  if (config.litellm.config === undefined && !hasLitellmSections(config.document)) return undefined;
+  let doc = config.litellmDocument;
   if (config.litellm.config !== undefined) {
     try {
-      text = readText(config.litellm.config);
+      doc = parseLitellmYaml(readText(config.litellm.config));
     } catch {
       return undefined;
     }
   }
-  let doc: Record<string, unknown>;
-  try {
-    doc = parseLitellmYaml(text);
-  } catch {
-    return undefined;
-  }
-  if (doc.model_list === undefined && doc.general_settings === undefined) return undefined;
+  if (!doc || (doc.model_list === undefined && doc.general_settings === undefined)) return undefined;
   return analyzeChain(doc, env, { envIsLitellms: config.litellm.spawn });
 }
 
@@ -544,7 +555,7 @@ export function chainOf(
  * Whether memproxy's own reading of the file (YAML 1.2) can hold LiteLLM's sections: top-level keys read the same
  * under YAML 1.1, except that a merge key (<<) there can bring them in.
  */
-function hasLitellmSections(document: Readonly<Record<string, unknown>>): boolean {
+export function hasLitellmSections(document: Readonly<Record<string, unknown>>): boolean {
   return document.model_list !== undefined || document.general_settings !== undefined || "<<" in document;
 }
 

@@ -106,6 +106,20 @@ memproxy:
     expect(problems("- a\n- b\n")[0]).toBe("config.yaml: (top level): expected a mapping of settings");
   });
 
+  test("a YAML error says where it is; a second document is refused", () => {
+    expect(problems("memproxy:\n  listen: {}\nmemproxy: {}\n")).toEqual(["config.yaml: invalid YAML: Map keys must be unique at line 3, column 1:"]);
+    expect(problems("memproxy: {}\n---\nmodel_list: []\n")).toEqual([
+      "config.yaml: invalid YAML: Source contains multiple documents; please use YAML.parseAllDocuments() at line 2, column 1:",
+    ]);
+  });
+
+  test("the file as LiteLLM reads it comes with the config when it has LiteLLM's sections", () => {
+    const shared = parseConfig("litellm_settings: {drop_params: yes}\ngeneral_settings: {master_key: sk-x}\n", "config.yaml", {});
+    expect(shared.document.litellm_settings).toEqual({ drop_params: "yes" }); // YAML 1.2, as memproxy reads it
+    expect(shared.litellmDocument?.litellm_settings).toEqual({ drop_params: true }); // YAML 1.1, as PyYAML reads it
+    expect(parseConfig("litellm_backend_url: http://127.0.0.1:8765\n", "config.yaml", {}).litellmDocument).toBeUndefined();
+  });
+
   test("a missing file says so and what to do", async () => {
     const err = await loadConfig("/nonexistent/memproxy.yaml").catch((e) => e);
     expect(err).toBeInstanceOf(ConfigError);
