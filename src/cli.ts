@@ -3,9 +3,9 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { redactUrl, urlOf } from "./address.ts";
 import { startApp, type App } from "./app.ts";
-import { ConfigError, loadConfig, parseConfig, readConfigText, USER_ID_RULE, type Config, type ConfigOverride } from "./config.ts";
+import { ConfigError, fileProblem, loadConfig, parseConfig, readConfigText, USER_ID_RULE, type Config, type ConfigOverride } from "./config.ts";
 import { runDoctor } from "./doctor.ts";
-import { chainOf, chainProblemLines, parseLitellmYaml, type ChainReport } from "./litellm-config.ts";
+import { chainOf, chainProblemLines, litellmDocumentOf, type ChainReport } from "./litellm-config.ts";
 import { headerMap } from "./http.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { compileAutomaton, compilePattern } from "./pattern.ts";
@@ -113,7 +113,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         return setup(await loadConfig(values.config, process.env, overridesOf(values)), rest[0], io);
       case "doctor": {
         const config = await loadConfig(values.config, process.env, overridesOf(values));
-        return await runDoctor({ config, doc: parseLitellmYaml(config.text), out: (line) => io.out(`${line}\n`), live: !values["no-live"] });
+        return await runDoctor({ config, doc: litellmDocument(config), out: (line) => io.out(`${line}\n`), live: !values["no-live"] });
       }
       case "help":
         return io.out(HELP), 0;
@@ -122,7 +122,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     }
   } catch (err) {
     if (err instanceof ConfigError) {
-      io.err(`${err.problems.join("\n")}\nmemproxy: ${problemSummary(err, values.config)}; nothing was started.\n`);
+      io.err(`${err.problems.join("\n")}\nmemproxy: ${problemSummary(err)}; nothing was started.\n`);
       return 1;
     }
     if (err instanceof UsageError) return usage(io, err.message);
@@ -136,8 +136,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
   }
 }
 
-function problemSummary(err: ConfigError, path: string | undefined): string {
-  if (err.problems.some((p) => p.includes("cannot read config"))) return `cannot read the config file ${path}`;
+function problemSummary(err: ConfigError): string {
+  if (err.problems.some((p) => p.includes("cannot read config"))) return `cannot read the config file ${err.source}`;
   return "the configuration is invalid";
 }
 
@@ -261,6 +261,20 @@ async function run(values: Options, io: CliIO): Promise<number> {
   logger.info("stopped");
   cleanUp();
   return "error" in outcome || !clean ? 1 : 0;
+}
+
+/** The config LiteLLM reads, for doctor: one that cannot be read or parsed is a problem of the setting that names it. */
+function litellmDocument(config: Config): Readonly<Record<string, unknown>> {
+  const other = config.litellm.config;
+  try {
+    return litellmDocumentOf(config, (path) => readFileSync(path, "utf8"));
+  } catch (err) {
+    const at = other === undefined ? `${config.source}:` : `${config.source}: memproxy.litellm.config:`;
+    const why = (err as NodeJS.ErrnoException).code
+      ? `cannot read ${other}: ${fileProblem(err, "memproxy.litellm.config")}`
+      : `${other ?? "the file"} is not YAML as LiteLLM reads it: ${(err as Error).message.split("\n")[0]}`;
+    throw new ConfigError(config.source, [`${at} ${why}`]);
+  }
 }
 
 /** The shared config's LiteLLM side, when memproxy can see it (the same report /health shows). */

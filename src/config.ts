@@ -553,9 +553,14 @@ export async function readConfigText(path: string): Promise<string> {
   }
 }
 
-function fileProblem(err: unknown): string {
+/** Why a file could not be read, and what to do; `setting` is what named the file (default: --config). */
+export function fileProblem(err: unknown, setting = "--config"): string {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === "ENOENT") return "file not found. Pass an existing YAML file to --config; to start one, copy config.example.yaml (it is in the release archive and the repository)";
+  if (code === "ENOENT") {
+    return setting === "--config"
+      ? "file not found. Pass an existing YAML file to --config; to start one, copy config.example.yaml (it is in the release archive and the repository)"
+      : `file not found. Point ${setting} at LiteLLM's config file`;
+  }
   if (code === "EISDIR") return "it is a directory; pass the YAML file inside it";
   if (code === "EACCES" || code === "EPERM") return "permission denied; make the file readable by the user memproxy runs as";
   return (err as Error).message ?? String(err);

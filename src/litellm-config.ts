@@ -526,6 +526,23 @@ function masterKeyVerdict(
   return "ok";
 }
 
+/** Where LiteLLM's config is: memproxy's own file (its text, and LiteLLM's reading of it), or memproxy.litellm.config. */
+export interface LitellmSource {
+  text: string;
+  litellmDocument?: Readonly<Record<string, unknown>>;
+  litellm: { config?: string };
+}
+
+/**
+ * The config LiteLLM reads, as LiteLLM reads it: the file memproxy.litellm.config names, else memproxy's own.
+ * @param readText reads memproxy.litellm.config.
+ * @throws when that file cannot be read, or is not YAML.
+ */
+export function litellmDocumentOf(config: LitellmSource, readText: (path: string) => string): Readonly<Record<string, unknown>> {
+  if (config.litellm.config !== undefined) return parseLitellmYaml(readText(config.litellm.config));
+  return config.litellmDocument ?? parseLitellmYaml(config.text);
+}
+
 /**
  * The LiteLLM side of memproxy's config, when memproxy can know it: the file LiteLLM reads is memproxy's own
  * (or memproxy.litellm.config), and it has LiteLLM's sections. Undefined when LiteLLM's config is elsewhere
@@ -535,19 +552,18 @@ function masterKeyVerdict(
  * @param readText reads memproxy.litellm.config when it names another file.
  */
 export function chainOf(
-  config: { litellmDocument?: Readonly<Record<string, unknown>>; litellm: { config?: string; spawn: boolean } },
+  config: LitellmSource & { litellm: { spawn: boolean } },
   env: Record<string, string | undefined>,
   readText: (path: string) => string,
 ): ChainReport | undefined {
-  let doc = config.litellmDocument;
-  if (config.litellm.config !== undefined) {
-    try {
-      doc = parseLitellmYaml(readText(config.litellm.config));
-    } catch {
-      return undefined;
-    }
+  if (config.litellm.config === undefined && !config.litellmDocument) return undefined;
+  let doc: Readonly<Record<string, unknown>>;
+  try {
+    doc = litellmDocumentOf(config, readText);
+  } catch {
+    return undefined;
   }
-  if (!doc || (doc.model_list === undefined && doc.general_settings === undefined)) return undefined;
+  if (doc.model_list === undefined && doc.general_settings === undefined) return undefined;
   return analyzeChain(doc, env, { envIsLitellms: config.litellm.spawn });
 }
 

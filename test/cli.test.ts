@@ -292,6 +292,25 @@ describe("memproxy (compiled)", () => {
     }
   });
 
+  test("doctor reads LiteLLM's own file when memproxy.litellm.config names one, and says which file to start LiteLLM on", async () => {
+    const example = readFileSync(join(import.meta.dir, "..", "config.example.yaml"), "utf8");
+    const litellm = file("litellm-own.yaml", example.slice(example.indexOf("model_list:"), example.indexOf("user_id_mappings:")));
+    const memproxy = file("memproxy-apart.yaml", `litellm_backend_url: http://127.0.0.1:9\nmemproxy:\n  listen: {port: 9}\n  litellm:\n    config: ${litellm}\n`);
+    const keys = { LITELLM_MASTER_KEY: "sk-doctor-cli-master-key-0123456789", SUPERMEMORY_API_KEY: "sm", OPENAI_API_KEY: "sk-o", ANTHROPIC_API_KEY: "sk-a" };
+    const r = await run(["doctor", "--no-live", "--config", memproxy], keys);
+    expect(r.stdout).toContain("[ok] forwarding: LiteLLM forwards x-sm-user-id for every model (gpt-4o, claude-*)");
+    expect(r.stdout).toContain(`start LiteLLM on its file: litellm --config ${litellm} --port 9`);
+    expect(r.code).toBe(1); // nothing listens at :9
+
+    const missing = file("memproxy-missing.yaml", `memproxy:\n  litellm:\n    config: ${dir}/no-such-litellm.yaml\n`);
+    const m = await run(["doctor", "--no-live", "--config", missing]);
+    expect(m).toMatchObject({ code: 1, stdout: "" });
+    expect(m.stderr).toBe(
+      `${missing}: memproxy.litellm.config: cannot read ${dir}/no-such-litellm.yaml: file not found. Point memproxy.litellm.config at LiteLLM's config file\n` +
+        "memproxy: the configuration is invalid; nothing was started.\n",
+    );
+  });
+
   test("help is a command too", async () => {
     const help = await run(["help"]);
     expect(help.code).toBe(0);

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { parseConfig } from "../src/config.ts";
-import { analyzeChain, chainOf, chainProblemLines, parseLitellmYaml, type ChainReport } from "../src/litellm-config.ts";
+import { analyzeChain, chainOf, chainProblemLines, litellmDocumentOf, parseLitellmYaml, type ChainReport } from "../src/litellm-config.ts";
 
 const EXAMPLE = readFileSync(join(import.meta.dir, "..", "config.example.yaml"), "utf8");
 const ENV = { LITELLM_MASTER_KEY: "sk-a-long-random-master-key-0123456789", SUPERMEMORY_API_KEY: "sm_key", OPENAI_API_KEY: "sk-o", ANTHROPIC_API_KEY: "sk-a" };
@@ -343,5 +343,25 @@ describe("chainOf: the report for a loaded config", () => {
     const text = "memproxy:\n  litellm:\n    config: /elsewhere/litellm.yaml\n";
     const report = chainOf(load(text), ENV, (path) => (path === "/elsewhere/litellm.yaml" ? EXAMPLE : noFile()))!;
     expect(report.memory_id_forwarding).toBe("on");
+  });
+});
+
+describe("litellmDocumentOf: the config LiteLLM reads, as it reads it", () => {
+  const load = (text: string) => parseConfig(text, "memproxy.yaml", ENV);
+  const noFile = (): string => {
+    throw new Error("no other file");
+  };
+
+  test("memproxy's own file: LiteLLM's reading of it (YAML 1.1), also when it has no LiteLLM section", () => {
+    expect(litellmDocumentOf(load("litellm_settings: {drop_params: yes}\n"), noFile).litellm_settings).toEqual({ drop_params: true });
+    expect(litellmDocumentOf(load(EXAMPLE), noFile)).toEqual(parseLitellmYaml(EXAMPLE));
+  });
+
+  test("memproxy.litellm.config: that file, not memproxy's", () => {
+    const config = load("memproxy:\n  litellm:\n    config: /elsewhere/litellm.yaml\nmodel_list: [{model_name: memproxys-own}]\n");
+    const read: string[] = [];
+    const doc = litellmDocumentOf(config, (path) => (read.push(path), "model_list: []\n"));
+    expect(read).toEqual(["/elsewhere/litellm.yaml"]);
+    expect(doc).toEqual({ model_list: [] });
   });
 });
