@@ -29,9 +29,9 @@ export function compileAccess(keys: readonly string[]): AccessCheck {
   };
 }
 
-/** True for addresses only this machine can reach. */
+/** True for addresses only this machine can reach (a listen address: also a bare ::1). */
 export function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
+  return host === "::1" || isLoopbackName(host);
 }
 
 /** What a request that a web page may have made is refused for: a foreign Host (DNS rebinding) or Origin. */

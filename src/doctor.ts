@@ -105,9 +105,7 @@ export async function runDoctor(options: DoctorOptions): Promise<number> {
     if (!alive?.ok) {
       const fix = config.litellm.spawn
         ? `start memproxy, which starts LiteLLM: memproxy --config ${config.source}`
-        : config.litellm.config === undefined
-          ? `start LiteLLM on the same file: litellm --config ${config.source} --port ${portOf(backend)}   (or let memproxy start it: memproxy.litellm.spawn: true)`
-          : `start LiteLLM on its file: litellm --config ${config.litellm.config} --port ${portOf(backend)}   (or let memproxy start it: memproxy.litellm.spawn: true)`;
+        : `start LiteLLM on ${config.litellm.config === undefined ? "the same file" : "its file"}: litellm --config ${config.litellm.config ?? config.source} --port ${portOf(backend)}   (or let memproxy start it: memproxy.litellm.spawn: true)`;
       line("FAIL", `LiteLLM: not reachable at ${backend}${alive ? ` (HTTP ${alive.status})` : ""}`, fix);
       continue;
     }

@@ -23,6 +23,8 @@ describe("compileAccess", () => {
   test("isLoopback", () => {
     expect(["127.0.0.1", "127.1.2.3", "::1", "localhost"].every(isLoopback)).toBe(true);
     expect(["0.0.0.0", "::", "192.168.1.2"].some(isLoopback)).toBe(false);
+    // The same rule as a Host header's name (isLoopbackName), plus the bare ::1 a listen address may be.
+    for (const name of ["[::1]", "app.localhost", "127.0.0.1.example.com", "127.0.0.1234"]) expect(isLoopback(name)).toBe(isLoopbackName(name));
   });
 });
 
