@@ -22,3 +22,8 @@ export function urlOf(host: string, port: number): string {
 export function redactUrl(text: string): string {
   return text.replace(/\/\/([^/@\s:]*):[^/@\s]*@/g, "//$1:[redacted]@").replace(/\/\/([^/@\s:[\]]+)@/g, "//[redacted]@");
 }
+
+/** A list of URLs (e.g. the backends) as shown anywhere: each redacted (redactUrl), comma-separated. */
+export function shownUrls(urls: readonly string[]): string {
+  return urls.map(redactUrl).join(", ");
+}

@@ -1,7 +1,7 @@
 // The command line: a thin shell over the library. Only this file reads argv, handles signals and exits.
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { redactUrl, urlOf } from "./address.ts";
+import { shownUrls, urlOf } from "./address.ts";
 import { startApp, type App } from "./app.ts";
 import { ConfigError, fileProblem, loadConfig, parseConfig, readConfigText, USER_ID_RULE, type Config, type ConfigOverride } from "./config.ts";
 import { runDoctor } from "./doctor.ts";
@@ -203,7 +203,7 @@ async function run(values: Options, io: CliIO): Promise<number> {
   logger.info(`memproxy ${VERSION} listening on ${app.server.url} (status page: ${app.server.url}/)`, {
     url: app.server.url,
     page: `${app.server.url}/`,
-    backend: config.backends.map(redactUrl).join(", "),
+    backend: shownUrls(config.backends),
     config: config.source,
   });
   for (const warning of config.warnings) logger.warn(warning);
@@ -314,7 +314,7 @@ function check(config: Config, io: CliIO): number {
   const lines = [
     `${config.source}: OK`,
     `  listen:           ${config.listen.host}:${config.listen.port}`,
-    `  backend:          ${config.backends.map(redactUrl).join(", ")}`,
+    `  backend:          ${shownUrls(config.backends)}`,
     `  custom header:    ${a.custom_header ? r.custom_header : `${r.custom_header} (ignored: memproxy.access.custom_header is false)`}`,
     ...(a.custom_header && a.allowed_user_ids.length ? [`  allowed ids:      ${a.allowed_user_ids.map((p) => JSON.stringify(p)).join(", ")} (each matches a whole id)`] : []),
     `  user id headers:  ${[config.forward.user_id_header, ...config.forward.also_send_user_id_as].join(", ")}`,

@@ -2,7 +2,7 @@
 // Kubernetes write it. A reload either applies a whole valid file or changes nothing.
 import { realpathSync, statSync, watch, type FSWatcher } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { redactUrl } from "./address.ts";
+import { shownUrls } from "./address.ts";
 import { ConfigError, readConfigText, type Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 
@@ -83,7 +83,7 @@ export class ConfigReloader {
         logger.warn("the reloaded config has no access keys: memproxy now serves requests without one", { config: path });
       }
       if (running.backends.join(" ") !== next.backends.join(" ")) {
-        logger.warn("the reloaded config changes the backend", { config: path, backend: next.backends.map(redactUrl).join(", ") });
+        logger.warn("the reloaded config changes the backend", { config: path, backend: shownUrls(next.backends) });
       }
       const notes = this.options.apply(next);
       logger.info("config reloaded", { reason: why, config: path });

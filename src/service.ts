@@ -7,7 +7,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { COMPILED } from "./compiled.ts";
 import { ConfigError, parseConfig, type Config } from "./config.ts";
-import { redactUrl, urlOf } from "./address.ts";
+import { shownUrls, urlOf } from "./address.ts";
 import { describeEnvProblems, parseEnvFile, setEnvVar } from "./service-env-file.ts";
 import { launchd } from "./service-launchd.ts";
 import { runTool, type Platform, type ServiceEnv, type UnitSpec } from "./service-platform.ts";
@@ -218,7 +218,7 @@ async function install(env: ServiceEnv, platform: Platform, io: ServiceIO, confi
       );
     }
   } else {
-    warnings.push(`${configPath} does not start LiteLLM (memproxy.litellm.spawn is not true): the service forwards to ${config.backends.map(redactUrl).join(", ")}, which must be running.`);
+    warnings.push(`${configPath} does not start LiteLLM (memproxy.litellm.spawn is not true): the service forwards to ${shownUrls(config.backends)}, which must be running.`);
   }
   const run = (argv: string[]) => runTool(argv, env);
   const sandbox = await platform.checkSandbox(run);
