@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, loadConfig, MAX_CONFIG_BYTES, parseConfig, reconcile } from "../src/config.ts";
 import { compileRouter } from "../src/router.ts";
+import { aliasBomb } from "./support/files.ts";
 import { tempDir } from "./support/process.ts";
 import { headerMap } from "../src/http.ts";
 import { DESIGN_ROUTING, DESIGN_RULES } from "./support/design-config.ts";
@@ -202,9 +203,7 @@ describe("what LiteLLM loads, memproxy loads; what would hang or exhaust it is r
   });
 
   test("aliases that expand exponentially are refused with a clear line", () => {
-    let yaml = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
-    for (let i = 1; i <= 9; i++) yaml += `a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(", ")}]\n`;
-    expect(problems(yaml)).toEqual([expect.stringMatching(/^config\.yaml: \(top level\): the YAML expands to more than 1000000 values through its aliases/)]);
+    expect(problems(aliasBomb())).toEqual([expect.stringMatching(/^config\.yaml: \(top level\): the YAML expands to more than 1000000 values through its aliases/)]);
   });
 
   test("a file larger than the limit, or a device that never ends, is refused", async () => {

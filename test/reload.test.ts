@@ -7,7 +7,9 @@ import { createLogger } from "../src/log.ts";
 import { ConfigReloader } from "../src/reload.ts";
 import { echo, manualStream, readJson, startBackend, type RecordingBackend } from "./support/backend.ts";
 import { compiledBinary, spawnMemproxy, type MemproxyProcess } from "./support/memproxy.ts";
+import { aliasBomb, replaceFile, STACK_LINE } from "./support/files.ts";
 import { LineLog, tempDir } from "./support/process.ts";
+import { parsePrometheus, sampleValue } from "./support/prometheus.ts";
 
 let bin: string;
 beforeAll(async () => {
@@ -16,12 +18,6 @@ beforeAll(async () => {
 
 const configText = (backend: string, userId: string, extra = "") =>
   `litellm_backend_url: ${backend}\nuser_id_mappings:\n  header_patterns:\n    - {pattern: "tool/", user_id: ${userId}}\nmemproxy:\n  listen: {port: 0}\n${extra}`;
-
-/** Writes the file the way editors do: a new file renamed over the old one. */
-function replaceFile(path: string, text: string) {
-  writeFileSync(path + ".tmp", text);
-  renameSync(path + ".tmp", path);
-}
 
 /** Sends requests in a loop until stopped; counts answers that were not 200. */
 function traffic(url: string) {
@@ -238,7 +234,7 @@ describe("reloads that must not open, stall or stop memproxy", () => {
     expect(await userIdNow(url, backend)).toBe("after");
   });
 
-  test("a reload that cannot be loaded (YAML aliases that expand without end) keeps serving, streams included, and /health says so", async () => {
+  test("a reload that cannot be loaded (YAML aliases that expand without end), by the file watch and by SIGHUP, keeps serving, streams included; /health and the rejected counter say so", async () => {
     const streams = Array.from({ length: 5 }, () => manualStream());
     let next = 0;
     await using backend = startBackend((req, r) => {
@@ -253,13 +249,15 @@ describe("reloads that must not open, stall or stop memproxy", () => {
     await using mp = spawnMemproxy([bin, "--config", path]);
     const url = await mp.listening();
     const open = await Promise.all(streams.map(() => fetch(url + "/v1/chat/completions", { method: "POST", body: "{}", headers: { "user-agent": "tool/1" } })));
-    let bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
-    for (let i = 1; i <= 9; i++) bomb += `a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(", ")}]\n`;
+    const rejected = async () => sampleValue(parsePrometheus(await (await fetch(url + "/metrics")).text()), "memproxy_config_reloads_total", { result: "rejected" });
+    expect(await rejected()).toBe(0);
     const mark = mp.lines.length;
-    writeFileSync(path, configText(backend.url, "changed") + bomb);
-    await mp.waitForLine("config reload failed", mark);
+    replaceFile(path, configText(backend.url, "changed") + aliasBomb());
+    expect(await mp.waitForLine("config reload failed", mark)).toContain("expands to more than 1000000 values");
+    expect(await rejected()).toBe(1);
     mp.proc.kill("SIGHUP");
     await mp.waitForLine("config reload failed", mp.lines.length);
+    expect(await rejected()).toBe(2);
     for (const s of streams) {
       s.send("data: 1\n\n");
       s.close();
@@ -270,6 +268,7 @@ describe("reloads that must not open, stall or stop memproxy", () => {
     expect(health.config.last_reload).toMatchObject({ ok: false, problems: [expect.stringContaining("expands to more than")] });
     expect(await userIdNow(url, backend)).toBe("steady");
     expect(mp.proc.exitCode).toBeNull();
+    expect(mp.lines.join("\n")).not.toMatch(STACK_LINE);
   });
 });
 
