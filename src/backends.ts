@@ -177,11 +177,12 @@ export class BackendPool {
   }
 
   /** Records a connection failure or timeout: no traffic until the cooldown ends and a probe succeeds. */
-  private markDown(b: Backend, reason: string): void {
+  /** @param announce false when whoever asked reports it (checkAll's callers: the start-up line, /health). */
+  private markDown(b: Backend, reason: string, announce = true): void {
     const wasUp = b.downUntil === 0;
     b.downUntil = Date.now() + this.options.cooldownMs;
     b.lastError = reason;
-    if (wasUp) this.options.onChange?.(redactUrl(b.url), false, reason);
+    if (wasUp && announce) this.options.onChange?.(redactUrl(b.url), false, reason);
     this.probeTimer ??= setInterval(() => this.probeDue(), Math.max(50, Math.min(this.options.cooldownMs, 5_000)));
   }
 
@@ -218,13 +219,16 @@ export class BackendPool {
     return this.backends.map((b) => ({ url: redactUrl(b.url), status: b.downUntil === 0 ? "up" : "down", in_flight: b.inFlight, last_error: b.lastError }));
   }
 
-  /** Checks every backend's liveness now (for GET /health), updating their state. */
+  /**
+   * Checks every backend's liveness now (at start, for GET /health), updating their state: one that does not
+   * answer is down, as after a failed call, so status() says what /health says and the probes watch for its return.
+   */
   async checkAll(timeoutMs: number): Promise<BackendStatus[]> {
     return Promise.all(
       this.backends.map(async (b) => {
         const probe = await checkLiveness(b.url, timeoutMs, true);
         if (probe.ok) this.markUp(b);
-        else b.lastError ??= probe.error;
+        else this.markDown(b, probe.error, false);
         return { url: redactUrl(b.url), status: probe.ok ? "up" : "down", in_flight: b.inFlight, last_error: probe.ok ? null : b.lastError } as BackendStatus;
       }),
     );

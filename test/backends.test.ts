@@ -135,6 +135,23 @@ describe("several backends", () => {
     }
   });
 
+  test("a backend that fails the liveness check (at start, GET /health) is down in status() too, and up once it answers", async () => {
+    let alive = false;
+    await using b = startBackend(() => new Response(alive ? "ok" : "starting", { status: alive ? 200 : 503 }), { handlerAnswersProbes: true });
+    const { promise: cameBack, resolve } = Promise.withResolvers<void>();
+    const pool = new BackendPool([b.url], { cooldownMs: 50, probeTimeoutMs: 1000, keepaliveLimit: 0, keepaliveWaitMs: 0, onChange: (_url, up) => up && resolve() });
+    try {
+      const [checked] = await pool.checkAll(1000);
+      expect(checked!.status).toBe("down");
+      expect(pool.status()).toEqual([checked!]);
+      alive = true;
+      await cameBack;
+      expect(pool.status()[0]!.status).toBe("up");
+    } finally {
+      pool.close();
+    }
+  });
+
   test("with every backend down, a request still tries them (a lone backend that came back is used at once)", async () => {
     let first = true;
     const hung = Promise.withResolvers<void>();
