@@ -636,8 +636,7 @@ describe("traps in access settings (point 9)", () => {
 });
 
 // DNS rebinding: a web page whose name is made to resolve to 127.0.0.1 makes the browser send `Host:
-// evil.example:PORT`, and any page can POST to http://127.0.0.1:PORT with its Origin. Proposed (issue 20
-// follow-up): these become `test` once memproxy guards a loopback listener without keys.
+// evil.example:PORT`, and any page can POST to http://127.0.0.1:PORT with its Origin (src/access.ts browserGuard).
 describe("web pages against a memproxy on loopback without keys", () => {
   test("a Host that is not this machine gets 421, a foreign Origin 403; loopback names, allowed_hosts and requests without a Host pass", async () => {
     await using backend = startBackend();

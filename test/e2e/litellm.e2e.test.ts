@@ -429,9 +429,8 @@ describe("memproxy --spawn-litellm start-up errors (no LiteLLM needed)", () => {
 // a fake router written for the tests (test/support/fake-supermemory.ts) in place of api.supermemory.ai. One
 // LiteLLM per variant of the forwarding setting, shared by the tests of that variant.
 //
-// Tests marked [wiring] need the lead's integration of src/memory.ts, src/litellm-config.ts and src/doctor.ts into
-// the request path and the CLI (memory counters, the "memory is off" warning, /health's memory_id_forwarding,
-// start-up warnings, `memproxy doctor`, memproxy.forward.conversation_headers); they fail until it lands.
+// Tests marked [wiring] go through memproxy's request path and CLI (memory counters, the "memory is off" warning,
+// /health's memory_id_forwarding, start-up warnings, `memproxy doctor`, memproxy.forward.conversation_headers).
 
 const EXAMPLE_TEXT = readFileSync(join(ROOT, "config.example.yaml"), "utf8");
 const CHAIN_ENV = {

@@ -4,8 +4,8 @@
 // hold streams and idle connections, the summary's targets and the comparison of runs against their
 // noise. Nothing here is timed.
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { homedir } from "node:os";
+import { tempDir } from "../support/process.ts";
 import { join } from "node:path";
 import { parseConfig } from "../../src/config.ts";
 import { compileRouter } from "../../src/router.ts";
@@ -161,7 +161,8 @@ describe("nginx config", () => {
   test.skipIf(!findTool("nginx"))("real nginx routes every probe as memproxy's router does", async () => {
     await using backend = startBackend((req) => Response.json({ user: req.headers.get("x-sm-user-id") }));
     const config = await benchConfig(backend.url);
-    const prefix = mkdtempSync(join(tmpdir(), "bench-nginx-"));
+    using dir = tempDir("bench-nginx");
+    const prefix = dir.path;
     const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     const port = probe.port;
     probe.stop(true);
