@@ -82,6 +82,18 @@ describe("memproxy (compiled)", () => {
     expect(bad.stderr).toContain("x-memory-user-id");
   });
 
+  test("explain decides as the server would under memproxy.access: an ignored custom header, an id not allowed", async () => {
+    const ignored = file("access-ignored.yaml", "memproxy:\n  access:\n    custom_header: false\n");
+    const r = await run(["explain", "--config", ignored, "-H", "x-memory-user-id: proj-x", "-H", "User-Agent: claude-cli/2"]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ user_id: "claude-cli", decided_by: "builtin" });
+    const limited = file("access-limited.yaml", "memproxy:\n  access:\n    allowed_user_ids: [alice]\n");
+    const refused = await run(["explain", "--config", limited, "-H", "x-memory-user-id: alice2"]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('403: The x-memory-user-id value "alice2" is not among the user ids this memproxy allows');
+    expect(JSON.parse((await run(["explain", "--config", limited, "-H", "x-memory-user-id: alice"])).stdout)).toMatchObject({ user_id: "alice" });
+  });
+
   test("headers over Bun's own 16 KiB limit reach memproxy: its limit answers, in the OpenAI shape", async () => {
     await using backend = startBackend();
     const cfg = file("headers.yaml", `litellm_backend_url: ${backend.url}\nmemproxy:\n  listen: {port: 0}\n  limits: {max_header_size: 24KiB}\n`);
