@@ -128,6 +128,11 @@ const opts = {
   profile: args.profile!,
 };
 const PROFILES = join(OUT, "profiles");
+/** How memproxy is started: the binary, or with --profile from source (so that its profile names functions). */
+function memproxyCommand(binary: string, configFile: string): string[] {
+  return opts.profile ? [process.execPath, join(ROOT, "src", "main.ts"), "--config", configFile] : [binary, "--config", configFile];
+}
+
 /**
  * With --profile: the environment that makes a Bun process write a Markdown CPU profile named `name`
  * into .bench/profiles when it exits (memproxy's runtime settings included, so it need not re-execute).
@@ -216,8 +221,7 @@ async function bench(): Promise<void> {
     mkdirSync(PROFILES, { recursive: true });
     note(`--profile: memproxy ran from source (bun src/main.ts) and the floor, both under Bun's sampling profiler: profiles in ${PROFILES}; numbers not comparable with unprofiled runs`);
   }
-  const memproxyCmd = opts.profile ? [process.execPath, join(ROOT, "src", "main.ts"), "--config", configFile] : [binary, "--config", configFile];
-  const memproxy = spawnChild(memproxyCmd, { env: profiled(memproxyEnv(memproxyPort), "memproxy"), stdout: memproxyLog, stderr: memproxyLog });
+  const memproxy = spawnChild(memproxyCommand(binary, configFile), { env: profiled(memproxyEnv(memproxyPort), "memproxy"), stdout: memproxyLog, stderr: memproxyLog });
   const urls: Partial<Record<PathName, string>> = { direct: backendUrl, memproxy: `http://127.0.0.1:${memproxyPort}` };
   await firstProxiedAnswer(`${urls.memproxy}/v1/chat/completions`, performance.now(), { timeoutMs: 10_000, exited: memproxy.exited });
 
@@ -554,8 +558,7 @@ async function teamScale(
   const port = freePort();
   const url = `http://127.0.0.1:${port}`;
   const scaleLog = openSync(join(OUT, "scale-stdout.log"), "w");
-  const cmd = opts.profile ? [process.execPath, join(ROOT, "src", "main.ts"), "--config", configFile] : [binary, "--config", configFile];
-  const proc = spawnChild(withFdLimit(cmd, FD_LIMIT), { env: profiled(envFor(port, { BENCH_IDLE_TIMEOUT: "120s" }), "memproxy-scale"), stdout: scaleLog, stderr: scaleLog });
+  const proc = spawnChild(withFdLimit(memproxyCommand(binary, configFile), FD_LIMIT), { env: profiled(envFor(port, { BENCH_IDLE_TIMEOUT: "120s" }), "memproxy-scale"), stdout: scaleLog, stderr: scaleLog });
   const out: ScaleResults = { streams: s.streams, events: s.events, intervalMs: s.intervalMs, rampMs: s.rampMs, sse: {} };
   try {
     await firstProxiedAnswer(`${url}/v1/chat/completions`, performance.now(), { timeoutMs: 10_000, exited: proc.exited });

@@ -3,21 +3,14 @@
 import { describe, expect, test } from "bun:test";
 import { setupList, setupText } from "../src/setup.ts";
 import { KNOWN_TOOLS } from "../src/tools.ts";
-import { setupParts } from "./support/setup-text.ts";
+import { evaluateExports, setupParts } from "./support/setup-text.ts";
 
 // Not the defaults, so that nothing hard-coded passes.
 const ctx = { baseUrl: "http://127.0.0.1:9911", customHeader: "x-team-memory" };
 
 
 /** What bash makes of the export lines, with LITELLM_API_KEY set: the variables they set. */
-async function evaluate(exports: string[]): Promise<Record<string, string>> {
-  const names = exports.map((e) => /^export (\w+)=/.exec(e)![1]!);
-  const script = [...exports, ...names.map((n) => `printf '%s=%s\\0' ${n} "$${n}"`)].join("\n");
-  const proc = Bun.spawn(["bash", "-euc", script], { env: { PATH: process.env.PATH, LITELLM_API_KEY: "sk-test-key" }, stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
-  if (code !== 0) throw new Error(`bash failed on:\n${script}\n${err}`);
-  return Object.fromEntries(out.split("\0").filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
-}
+const evaluate = (exports: string[]) => evaluateExports(exports, { PATH: process.env.PATH, LITELLM_API_KEY: "sk-test-key" });
 
 describe("setupText", () => {
   test("every tool's text names the given base URL and custom header, and none of the defaults", () => {

@@ -12,7 +12,7 @@ import type { Received } from "../support/backend.ts";
 import { compiledBinary, spawnMemproxy, type MemproxyProcess } from "../support/memproxy.ts";
 import { clientRows, templateRegex } from "./clients/clients-table.ts";
 import { isGeneration, startProviders, type FakeProviders } from "./support/providers.ts";
-import { setupParts } from "../support/setup-text.ts";
+import { evaluateExports, setupParts } from "../support/setup-text.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const CUSTOM_HEADER = "x-memory-user-id"; // the embedded default config's
@@ -121,7 +121,7 @@ describe.if(!missing)("real clients through the compiled memproxy", () => {
     for (const [path, value] of Object.entries(QUIET[key]?.files ?? {})) write(path, JSON.stringify(value));
     for (const part of perProject ? (["base", "project"] as const) : (["base"] as const)) {
       const { exports, files } = setupParts(text, part);
-      Object.assign(env, await evaluate(exports, env));
+      Object.assign(env, await evaluateExports(exports, env));
       for (const f of files) write(f.path, f.content);
     }
     if (perProject) expect(text).toContain(PROJECT_ID);
@@ -274,16 +274,6 @@ console.log(await s.finalText());
 });
 
 
-/** Runs export lines in bash, as a user's shell would, and returns the variables they set. */
-async function evaluate(exports: string[], env: Record<string, string>): Promise<Record<string, string>> {
-  if (exports.length === 0) return {};
-  const names = exports.map((e) => /^export (\w+)=/.exec(e)![1]!);
-  const script = [...exports, ...names.map((n) => `printf '%s=%s\\0' ${n} "$${n}"`)].join("\n");
-  const proc = Bun.spawn(["bash", "-euc", script], { env, stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
-  if (code !== 0) throw new Error(`bash could not run the setup text's lines:\n${script}\n${err}`);
-  return Object.fromEntries(out.split("\0").filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
-}
 
 /** Deep merge of JSON objects (b wins). */
 function merge(a: any, b: any): any {

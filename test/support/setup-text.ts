@@ -19,3 +19,14 @@ export function setupParts(text: string, part: "base" | "project"): { exports: s
   }
   return { exports, files };
 }
+
+/** Runs export lines in bash, as a user's shell would, with `env`; returns the variables they set. */
+export async function evaluateExports(exports: string[], env: Record<string, string | undefined>): Promise<Record<string, string>> {
+  if (exports.length === 0) return {};
+  const names = exports.map((e) => /^export (\w+)=/.exec(e)![1]!);
+  const script = [...exports, ...names.map((n) => `printf '%s=%s\\0' ${n} "$${n}"`)].join("\n");
+  const proc = Bun.spawn(["bash", "-euc", script], { env, stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+  if (code !== 0) throw new Error(`bash could not run the setup text's lines:\n${script}\n${err}`);
+  return Object.fromEntries(out.split("\0").filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+}
