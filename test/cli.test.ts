@@ -52,6 +52,24 @@ describe("memproxy (compiled)", () => {
     expect(r.stdout).toContain(`${path}: OK`);
     expect(r.stdout).toContain("http://127.0.0.1:4000");
     expect(r.stdout).toContain('user-agent ~ "OpenAIClientImpl/Java" -> pycharm-ai');
+    // Every layer of the routing, not only the user's patterns.
+    expect(r.stdout).toContain("  built-in rules:   on: 23 rules for known tools, after yours");
+    expect(r.stdout).toContain("  derived ids:      on: an unrecognised User-Agent's product name becomes its id");
+  });
+
+  test("check: a shared config whose LiteLLM drops the memory id says so, with the lines to add", async () => {
+    const path = file(
+      "no-forwarding.yaml",
+      "model_list:\n  - model_name: gpt-4o\n    litellm_params: {model: openai/gpt-4o, api_base: \"https://api.supermemory.ai/v3/https://api.openai.com/v1\", " +
+        "api_key: os.environ/OPENAI_API_KEY, extra_headers: {x-supermemory-api-key: os.environ/SUPERMEMORY_API_KEY}}\n" +
+        "general_settings: {master_key: os.environ/LITELLM_MASTER_KEY}\n",
+    );
+    const r = await run(["check", "--config", path], { LITELLM_MASTER_KEY: "sk-check-test-master-key-0123456789", SUPERMEMORY_API_KEY: "sm" });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("  memory id forwarding: off\n");
+    expect(r.stdout).toContain(
+      `warning: ${path}: LiteLLM does not forward client headers to the provider, so x-sm-user-id never reaches Supermemory. Fix:\n    general_settings:\n      forward_client_headers_to_llm_api: true\n`,
+    );
   });
 
   test("check: an invalid config lists every problem with file and path, exit 1", async () => {
@@ -180,6 +198,11 @@ describe("memproxy (compiled)", () => {
     expect(line.msg).toBe(`nothing answers at ${dead.url} (connection refused: nothing listens there): start LiteLLM there, or run memproxy with --spawn-litellm`);
     const health = (await (await fetch(url + "/health")).json()) as { backends: unknown[] };
     expect(health.backends[0]).toMatchObject({ status: "down", last_error: "connection refused: nothing listens there" });
+    // The status page says what /health says.
+    const page = (await (await fetch(url + "/ui/api/state")).json()) as { backends: unknown[] };
+    expect(page.backends[0]).toMatchObject({ status: "down", last_error: "connection refused: nothing listens there" });
+    // The start line names the page.
+    expect(JSON.parse(mp.lines[0]!)).toMatchObject({ msg: expect.stringContaining(`(status page: ${url}/)`), page: `${url}/` });
     await using live = startBackend();
     await using ok = spawnMemproxy([bin, "--port", "0", "--backend", live.url], { cwd: dir });
     await ok.listening();

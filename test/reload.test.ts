@@ -202,6 +202,29 @@ describe("reloads that must not open, stall or stop memproxy", () => {
     expect(moved).toMatchObject({ level: "warn", backend: other.url });
   });
 
+  test("a reload that stops LiteLLM forwarding the memory id is warned about, naming the lines to add; the page's memory chain follows", async () => {
+    await using backend = startBackend();
+    using tmp = tempDir("chain");
+    const path = tmp.file("config.yaml");
+    const shared = (forwarding: boolean) =>
+      configText(backend.url, "one") +
+      "model_list:\n  - model_name: gpt-4o\n    litellm_params: {model: openai/gpt-4o, api_base: \"https://api.supermemory.ai/v3/https://api.openai.com/v1\", " +
+      "api_key: os.environ/OPENAI_API_KEY, extra_headers: {x-supermemory-api-key: os.environ/SUPERMEMORY_API_KEY}}\n" +
+      `general_settings: {master_key: os.environ/LITELLM_MASTER_KEY${forwarding ? ", forward_client_headers_to_llm_api: true" : ""}}\n`;
+    writeFileSync(path, shared(true));
+    await using mp = spawnMemproxy([bin, "--config", path], { env: { ...process.env, LITELLM_MASTER_KEY: "sk-reload-test-master-key-0123456789", SUPERMEMORY_API_KEY: "sm" } });
+    const url = await mp.listening();
+    const chain = async () => ((await (await fetch(url + "/ui/api/state")).json()) as { memory_chain: { memory_id_forwarding: string } }).memory_chain;
+    expect((await chain()).memory_id_forwarding).toBe("on");
+    expect(mp.lines.join("\n")).not.toContain("does not forward client headers");
+    const mark = mp.lines.length;
+    replaceFile(path, shared(false));
+    const warned = JSON.parse(await mp.waitForLine("does not forward client headers", mark));
+    expect(warned).toMatchObject({ level: "warn", memory_id_forwarding: "off" });
+    expect(warned.msg).toContain("general_settings:\n      forward_client_headers_to_llm_api: true");
+    expect((await chain()).memory_id_forwarding).toBe("off");
+  });
+
   test("a config that is a symlink into another folder is still watched", async () => {
     await using backend = startBackend();
     using tmp = tempDir("link");
@@ -266,6 +289,8 @@ describe("reloads that must not open, stall or stop memproxy", () => {
     const health = await readJson(await fetch(url + "/health"));
     expect(health.status).toBe("degraded");
     expect(health.config.last_reload).toMatchObject({ ok: false, problems: [expect.stringContaining("expands to more than")] });
+    const page = (await (await fetch(url + "/ui/api/state")).json()) as { config: { last_reload: unknown } };
+    expect(page.config.last_reload).toEqual(health.config.last_reload);
     expect(await userIdNow(url, backend)).toBe("steady");
     expect(mp.proc.exitCode).toBeNull();
     expect(mp.lines.join("\n")).not.toMatch(STACK_LINE);
