@@ -209,6 +209,23 @@ describe.skipIf(Boolean(missing))("the status page in headless Chromium", () => 
     }
   });
 
+  test("dark mode follows the system, and a narrow window needs no sideways scrolling", async () => {
+    const look = () =>
+      page.evaluate<{ bg: string; text: string; overflow: number }>(
+        `({ bg: getComputedStyle(document.body).backgroundColor, text: getComputedStyle(document.body).color, overflow: document.documentElement.scrollWidth - innerWidth })`,
+      );
+    try {
+      await page.colorScheme("dark");
+      await page.viewport(390, 844);
+      expect(await look()).toEqual({ bg: "rgb(13, 16, 20)", text: "rgb(228, 231, 235)", overflow: 0 });
+      expect(page.errors.filter((e) => !/status of 401/.test(e))).toEqual([]);
+    } finally {
+      await page.viewport(1280, 900);
+      await page.colorScheme("light");
+    }
+    expect(await look()).toEqual({ bg: "rgb(244, 246, 248)", text: "rgb(26, 31, 38)", overflow: 0 });
+  });
+
   test("signing out forgets the key", async () => {
     await page.click("#logout");
     await page.waitFor(`!document.getElementById("login").hidden`);
