@@ -330,10 +330,12 @@ describe("YAML aliases (point 2)", () => {
 describe("passwords in backend URLs (point 4)", () => {
   test("never in check, the startup lines, the marked-down and retry lines, /health, the 502 body, metrics, the status page or a reload's warning", async () => {
     const dead = freePort();
+    await using first = startBackend(() => Response.json({ ok: true }));
     await using live = startBackend(() => Response.json({ ok: true }));
     using dir = tempDir("password");
     const config = (secret: string) =>
-      `litellm_backend_url:\n  - http://svc:${secret}@127.0.0.1:${dead}\n  - http://svc:${secret}@127.0.0.1:${live.port}\nmemproxy:\n  listen: {port: 0}\n  backends: {cooldown: 60}\n`;
+      `litellm_backend_url:\n  - http://svc:${secret}@127.0.0.1:${first.port}\n  - http://svc:${secret}@127.0.0.1:${live.port}\n  - http://svc:${secret}@127.0.0.1:${dead}\n` +
+      "memproxy:\n  listen: {port: 0}\n  backends: {cooldown: 60}\n";
     const seen: string[] = [];
 
     writeFileSync(dir.file("check.yaml"), config("secret"));
@@ -345,9 +347,11 @@ describe("passwords in backend URLs (point 4)", () => {
     const { mp, url, path } = await started(dir, config("secret"));
     await using _mp = mp;
     await mp.waitForLine(`nothing answers at http://svc:[redacted]@127.0.0.1:${dead}`);
+    await mp.waitForLine(`backend http://svc:[redacted]@127.0.0.1:${live.port} answers`);
     const body = '{"model":"m"}';
     const post = () => fetch(`${url}/v1/chat/completions`, { method: "POST", body, headers: { "content-type": "application/json" } });
-    // The first call goes to the dead backend (both start up, the first wins a tie) and is retried on the other.
+    // The first backend stops: the next call goes to it (the first of the backends up), is refused and is retried on another.
+    await first.stop();
     const retried = await post();
     expect(retried.status).toBe(200);
     seen.push(await retried.text());
@@ -356,10 +360,12 @@ describe("passwords in backend URLs (point 4)", () => {
     const health = await fetch(`${url}/health`);
     const healthText = await health.text();
     seen.push(healthText);
-    const downed = JSON.parse(healthText).backends.find((b: { url: string }) => b.url.endsWith(`:${dead}`));
-    expect(downed).toMatchObject({ url: `http://svc:[redacted]@127.0.0.1:${dead}`, status: "down", last_error: expect.stringContaining("[redacted]") });
+    const backendAt = (port: number) => JSON.parse(healthText).backends.find((b: { url: string }) => b.url.endsWith(`:${port}`));
+    for (const port of [first.port, dead]) expect(backendAt(port)).toMatchObject({ url: `http://svc:[redacted]@127.0.0.1:${port}`, status: "down", last_error: expect.any(String) });
+    // The marked-down line's reason is the failed call's error, which names the backend.
+    expect(mp.lines.find((l) => l.includes("backend marked down"))).toContain(`svc:[redacted]@127.0.0.1:${first.port}`);
 
-    // Both down: a 502 that names a backend.
+    // All down: a 502 that names a backend.
     await live.stop();
     const failed = await post();
     expect(failed.status).toBe(502);
