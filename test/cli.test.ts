@@ -1,6 +1,6 @@
 // The compiled executable, driven as a user would.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { manualStream, startBackend } from "./support/backend.ts";
@@ -220,6 +220,18 @@ describe("memproxy (compiled)", () => {
     const unknown = await run(["setup", "frobnicator"]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain("no tool named 'frobnicator'");
+  });
+
+  test("setup changes no file: every tool's text, run in an empty folder with an empty HOME, leaves both empty", async () => {
+    using work = tempDir("setup-cwd");
+    using home = tempDir("setup-home");
+    const env = { PATH: process.env.PATH!, HOME: home.path, XDG_CONFIG_HOME: join(home.path, ".config") };
+    const list = await runToEnd([bin, "setup"], { cwd: work.path, env });
+    const tools = list.stdout.split("\n").map((l) => /^  ([a-z0-9-]+)\s{2,}/.exec(l)?.[1]).filter((t): t is string => Boolean(t) && t !== "tool");
+    expect(tools.length).toBeGreaterThan(15);
+    for (const tool of tools) expect((await runToEnd([bin, "setup", tool], { cwd: work.path, env })).code).toBe(0);
+    expect(readdirSync(work.path)).toEqual([]);
+    expect(readdirSync(home.path)).toEqual([]);
   });
 
   test("errors a user can cause are one or two plain lines: no stack, no bundle source", async () => {
