@@ -12,6 +12,7 @@ import { runDoctor, TESTED_LITELLM_VERSION } from "../src/doctor.ts";
 import { parseLitellmYaml } from "../src/litellm-config.ts";
 import { Metrics } from "../src/metrics.ts";
 import { startProxy } from "./support/memproxy.ts";
+import { freePort } from "./support/process.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const EXAMPLE = readFileSync(join(ROOT, "config.example.yaml"), "utf8");
@@ -41,19 +42,11 @@ function standInLitellm(version = TESTED_LITELLM_VERSION) {
   return { url: `http://127.0.0.1:${server.port}`, seen, [Symbol.dispose]: () => server.stop(true) };
 }
 
-/** A port nothing listens on. */
-function deadPort(): number {
-  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = l.port;
-  l.stop(true);
-  return port;
-}
-
 /** config.example.yaml with memproxy's side pointed at `backend` (and the given changes to the document). */
 function exampleWith(backend: string, change: (doc: any) => void = () => {}, memproxy: Record<string, unknown> = {}): string {
   const doc = parse(EXAMPLE);
   doc.litellm_backend_url = backend;
-  doc.memproxy.listen.port = deadPort();
+  doc.memproxy.listen.port = freePort();
   Object.assign(doc.memproxy, memproxy);
   change(doc);
   return stringify(doc);
@@ -90,7 +83,7 @@ describe("memproxy doctor, no live check", () => {
   });
 
   test("LiteLLM down: FAIL with how to start it, exit 1", async () => {
-    const down = `http://127.0.0.1:${deadPort()}`;
+    const down = `http://127.0.0.1:${freePort()}`;
     const r = await doctor(exampleWith(down));
     expect(r.code).toBe(1);
     expect(r.text).toContain(`[FAIL] LiteLLM: not reachable at ${down}`);
@@ -99,7 +92,7 @@ describe("memproxy doctor, no live check", () => {
   });
 
   test("LiteLLM down while memproxy is to start it: the fix says to start memproxy", async () => {
-    const r = await doctor(exampleWith(`http://127.0.0.1:${deadPort()}`, () => {}, { litellm: { spawn: true } }));
+    const r = await doctor(exampleWith(`http://127.0.0.1:${freePort()}`, () => {}, { litellm: { spawn: true } }));
     expect(r.code).toBe(1);
     expect(r.text).toContain("fix: start memproxy, which starts LiteLLM: memproxy --config shared.yaml");
   });

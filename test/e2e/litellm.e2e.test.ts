@@ -14,6 +14,7 @@ import { startFakeProvider, type FakeProvider } from "../support/fake-provider.t
 import { startFakeSupermemory, type FakeSupermemory } from "../support/fake-supermemory.ts";
 import { parsePrometheus, sampleValue } from "../support/prometheus.ts";
 import { compiledBinary, spawnMemproxy, type MemproxyProcess } from "../support/memproxy.ts";
+import { freePort } from "../support/process.ts";
 import { headerMap } from "../../src/http.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -84,14 +85,6 @@ function sharedConfig(provider: FakeProvider, litellm: Record<string, unknown> =
   const path = join(dir, `shared-${crypto.randomUUID()}.yaml`);
   writeFileSync(path, stringify(config));
   return path;
-}
-
-/** A port nothing listens on right now. */
-function freePort(): number {
-  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = l.port;
-  l.stop(true);
-  return port;
 }
 
 /** Process groups of LiteLLM children seen by the tests: killed at the end whatever happened. */

@@ -5,7 +5,7 @@
 // noise. Nothing here is timed.
 import { describe, expect, test } from "bun:test";
 import { homedir } from "node:os";
-import { tempDir } from "../support/process.ts";
+import { freePort, lines, tempDir } from "../support/process.ts";
 import { join } from "node:path";
 import { parseConfig } from "../../src/config.ts";
 import { compileRouter } from "../../src/router.ts";
@@ -14,7 +14,7 @@ import { holdConnections, type IdleReport } from "../../scripts/bench/idle-clien
 import { crossing, nextSweepFactor, ohaCommand, parseOha, parseWrk, SMALL_REQUEST, wrkCommand, type SweepPoint } from "../../scripts/bench/loadgen.ts";
 import { rssCurve, RssSampler } from "../../scripts/bench/memory.ts";
 import { holdPage, PAGE_EVENTS_PATH, type PageReport } from "../../scripts/bench/page-client.ts";
-import { fdLimitOf, lines, withFdLimit } from "../../scripts/bench/procs.ts";
+import { fdLimitOf, withFdLimit } from "../../scripts/bench/procs.ts";
 import { compare, difference, summarize, table, type BenchResults, type OpenLoopMetrics, type SseMetrics, type WrkMetrics } from "../../scripts/bench/report.ts";
 import { runSse } from "../../scripts/bench/sse-client.ts";
 import { batchedInRead, HttpResponseParser, SseSplitter } from "../../scripts/bench/sse.ts";
@@ -163,9 +163,7 @@ describe("nginx config", () => {
     const config = await benchConfig(backend.url);
     using dir = tempDir("bench-nginx");
     const prefix = dir.path;
-    const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-    const port = probe.port;
-    probe.stop(true);
+    const port = freePort();
     const buildInfo = await Bun.spawn([findTool("nginx")!, "-V"], { stderr: "pipe" }).stderr.text();
     const conf = join(prefix, "nginx.conf");
     await Bun.write(conf, nginxConfig(config, { port, backendPort: backend.port, prefix, buildInfo }));
