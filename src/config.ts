@@ -567,15 +567,15 @@ export function fileProblem(err: unknown, setting = "--config"): string {
 }
 
 /**
- * Settings that apply only at start, each with what a running memproxy does about it: every other setting
- * changes on reload.
+ * Settings that apply only at start, as the file names them and as `Config` holds them: every other setting
+ * changes on reload. The one list of them.
  */
 const RESTART_ONLY = [
-  { setting: "memproxy.listen", get: (c: Config) => c.listen },
-  { setting: "memproxy.litellm", get: (c: Config) => c.litellm },
-  { setting: "memproxy.logging", get: (c: Config) => c.logging },
-  { setting: "memproxy.metrics", get: (c: Config) => c.metrics },
-] as const;
+  { setting: "memproxy.listen", key: "listen" },
+  { setting: "memproxy.litellm", key: "litellm" },
+  { setting: "memproxy.logging", key: "logging" },
+  { setting: "memproxy.metrics", key: "metrics" },
+] as const satisfies readonly { setting: string; key: keyof Config }[];
 
 /**
  * The configuration a running memproxy takes from a reloaded file: `next`, with the settings that apply only
@@ -584,19 +584,20 @@ const RESTART_ONLY = [
  */
 export function reconcile(running: Config, next: Config): { config: Config; notes: string[] } {
   const notes: string[] = [];
-  for (const { setting, get } of RESTART_ONLY) {
-    if (!sameValue(get(running), get(next))) notes.push(`${setting}: cannot change while running; restart memproxy to apply it`);
-  }
   const config: Config = {
     ...next,
-    listen: running.listen,
-    litellm: running.litellm,
-    logging: running.logging,
-    metrics: running.metrics,
     // A backend that follows the spawned LiteLLM keeps following the one running.
     backends: next.backendExplicit ? next.backends : running.backendExplicit ? [litellmUrl(running.litellm)] : running.backends,
   };
+  for (const { setting, key } of RESTART_ONLY) {
+    if (!sameValue(running[key], next[key])) notes.push(`${setting}: cannot change while running; restart memproxy to apply it`);
+    keep(config, running, key);
+  }
   return { config, notes };
+}
+
+function keep<K extends keyof Config>(into: Config, from: Config, key: K): void {
+  into[key] = from[key];
 }
 
 function sameValue(a: unknown, b: unknown): boolean {

@@ -270,14 +270,30 @@ describe("command-line values are checked by the same schema", () => {
 describe("reconcile: what a running memproxy takes from a reloaded file", () => {
   test("settings that apply at start only keep their running values, each change noted", () => {
     const running = parseConfig("memproxy:\n  listen: {port: 9000}\n", "c.yaml", {});
-    const next = parseConfig("memproxy:\n  listen: {port: 9001}\n  logging: {level: debug}\n  access: {keys: [bbbbbbbbbbbbbbbbbbbb]}\n", "c.yaml", {});
+    const next = parseConfig(
+      "memproxy:\n  listen: {port: 9001}\n  logging: {level: debug}\n  metrics: {enabled: false}\n  litellm: {port: 4999}\n  access: {keys: [bbbbbbbbbbbbbbbbbbbb]}\n",
+      "c.yaml",
+      {},
+    );
     const { config, notes } = reconcile(running, next);
-    expect(config.listen.port).toBe(9000);
-    expect(config.logging.level).toBe("info");
+    expect(config.listen).toEqual(running.listen);
+    expect(config.logging).toEqual(running.logging);
+    expect(config.metrics).toEqual(running.metrics);
+    expect(config.litellm).toEqual(running.litellm);
     expect(config.access.keys).toEqual(["bbbbbbbbbbbbbbbbbbbb"]);
     expect(notes).toEqual([
       "memproxy.listen: cannot change while running; restart memproxy to apply it",
+      "memproxy.litellm: cannot change while running; restart memproxy to apply it",
       "memproxy.logging: cannot change while running; restart memproxy to apply it",
+      "memproxy.metrics: cannot change while running; restart memproxy to apply it",
     ]);
+  });
+
+  test("an unchanged file notes nothing and changes nothing", () => {
+    const text = "memproxy:\n  listen: {port: 9000}\n  logging: {level: debug}\n";
+    const running = parseConfig(text, "c.yaml", {});
+    const { config, notes } = reconcile(running, parseConfig(text, "c.yaml", {}));
+    expect(notes).toEqual([]);
+    expect(config).toEqual(running);
   });
 });
