@@ -82,7 +82,7 @@ const OWN: ReadonlyMap<string, Endpoint> = new Map<string, Endpoint>([
   [ENDPOINTS.livenessAlias, { methods: GET, open: true, answer: () => json({ status: "alive" }) }],
   [ENDPOINTS.health, { methods: GET, answer: (_req, s) => health(s) }],
   [ENDPOINTS.readiness, { methods: GET, answer: (_req, s) => readiness(s) }],
-  [ENDPOINTS.routingInfo, { methods: GET, answer: (req, s, ctx) => routingInfo(req, s, ctx) }],
+  [ENDPOINTS.routingInfo, { methods: GET, answer: (_req, s, ctx) => routingInfo(s, ctx) }],
   [ENDPOINTS.metrics, { methods: GET, answer: (_req, s) => s.services.observation.metricsResponse() }],
   [ENDPOINTS.stats, { methods: GET, answer: (_req, s) => s.services.observation.statsResponse() }],
 ]);
@@ -107,7 +107,7 @@ export function handle(req: Request, s: State, ctx: RequestContext): Answer {
   const ui = s.services.ui;
   // The page's files hold no data: served without a key, so that the page can ask for one.
   if (ui.publicPaths.has(ctx.path)) {
-    const page = ui.handle(req, ctx.path);
+    const page = ui.handle(req, ctx.path, ctx.headers);
     if (page !== undefined) return stamped(page, ctx);
   }
   const own = OWN.get(ctx.path);
@@ -122,7 +122,7 @@ export function handle(req: Request, s: State, ctx: RequestContext): Answer {
   if (ui.apiPaths.has(ctx.path)) {
     // A page's event stream is open for as long as the page: no idle timeout cuts it.
     if (ctx.path === UI_PATHS.events && req.method === "GET") ctx.liftIdleTimeout();
-    return stamped(ui.handle(req, ctx.path)!, ctx);
+    return stamped(ui.handle(req, ctx.path, ctx.headers)!, ctx);
   }
   if (!own) return proxied(req, s, ctx);
   if (!own.methods.includes(req.method)) {
@@ -155,8 +155,8 @@ function proxied(req: Request, s: State, ctx: RequestContext): Answer {
   if (limited) return refuse(ctx, limited);
   const child = s.services.litellm?.();
   if (child && child.state !== "ready") return refuse(ctx, notReady(child));
-  // A body is read ahead when it is small JSON (its model is logged and counted; one buffer also costs less
-  // to forward than a stream) or when another backend could take it again after a refused connection.
+  // A body is read ahead when it is small JSON (its model is logged and counted) or when another backend
+  // could take it again after a refused connection. Any other body streams through unread.
   const hasBody = requestHasBody(req.method);
   const retryable = s.pool.size > 1 && length !== null && length <= s.config.backendPool.retry_body_size;
   if (hasBody && (smallJsonBody(length, ctx.headers["content-type"] ?? null) || retryable)) {
@@ -235,10 +235,10 @@ async function readiness(s: State): Promise<Response> {
   return json({ status: up ? "ready" : "not ready", litellm_backend: up ? "up" : "down" }, up ? 200 : 503);
 }
 
-function routingInfo(req: Request, s: State, ctx: RequestContext): Response {
+function routingInfo(s: State, ctx: RequestContext): Response {
   const routed = s.router(ctx.headers);
   if (!routed.ok) return refuse(ctx, rejection(routed.rejection));
-  return json({ ...routed.decision, headers: redactedHeaders(req.headers) });
+  return json({ ...routed.decision, headers: redactedHeaders(ctx.headers) });
 }
 
 /** The refusal of what a web page sent to a memproxy on loopback without keys. */

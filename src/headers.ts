@@ -88,8 +88,8 @@ export function isSecretHeader(name: string): boolean {
 }
 
 /** The headers as a plain object, with secret values replaced by "[redacted]". */
-export function redactedHeaders(headers: Headers): Record<string, string> {
+export function redactedHeaders(headers: HeaderMap): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [name, value] of headers) out[name] = isSecretHeader(name) ? "[redacted]" : value;
+  for (const name in headers) out[name] = isSecretHeader(name) ? "[redacted]" : headers[name]!;
   return out;
 }

@@ -100,7 +100,7 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
     { version: VERSION },
   );
   const observation = new Observation(logger, config, options.metrics, board);
-  const ui = createUi(board, (headers) => state.router(headerMap(headers)));
+  const ui = createUi(board, (headers) => state.router(headers));
   const services: Services = { observation, litellm: options.litellm, lastReload: () => lastReload, ui };
   let state = buildState(config, services, logger, env);
   if (!state.access && !isLoopback(config.listen.host)) {

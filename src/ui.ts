@@ -1,5 +1,5 @@
 // The status page's HTTP side: the page's files, its JSON snapshot, its event stream and the rule tester.
-import { contentLength, headerMap } from "./http.ts";
+import { contentLength, headerMap, type HeaderMap } from "./http.ts";
 import type { StatusBoard } from "./status.ts";
 import appCss from "./ui/app.css" with { type: "text" };
 import appJs from "./ui/app.js" with { type: "text" };
@@ -42,8 +42,9 @@ export interface Ui {
    * Answers a UI request; undefined when the path is not the page's (or is "/" with a method other
    * than GET: that request is proxied as before, e.g. a client's HEAD / probe).
    * @param path the request's path without its query.
+   * @param headers the request's headers (http.ts headerMap).
    */
-  handle(req: Request, path: string): Response | Promise<Response> | undefined;
+  handle(req: Request, path: string, headers: HeaderMap): Response | Promise<Response> | undefined;
   /** The shell, script, style and icon: served without a key (they hold no data). */
   readonly publicPaths: ReadonlySet<string>;
   /** The data: served only with an access key when keys are configured. */
@@ -70,13 +71,13 @@ const ASSETS: Record<string, Asset> = {
  * @param explain the routing decision (or refusal) for headers: the same code as the server and `memproxy explain`.
  * @returns handle() and the paths it answers, split into public and key-protected.
  */
-export function createUi(board: StatusBoard, explain: (headers: Headers) => unknown): Ui {
+export function createUi(board: StatusBoard, explain: (headers: HeaderMap) => unknown): Ui {
   const publicPaths = new Set<string>(Object.keys(ASSETS));
   const apiPaths = new Set<string>([UI_PATHS.state, UI_PATHS.events, UI_PATHS.explain]);
   return {
     publicPaths,
     apiPaths,
-    handle(req, path) {
+    handle(req, path, headers) {
       const asset = ASSETS[path];
       if (asset !== undefined) {
         if (path === UI_PATHS.root && req.method !== "GET") return undefined;
@@ -99,7 +100,7 @@ export function createUi(board: StatusBoard, explain: (headers: Headers) => unkn
           });
         case UI_PATHS.explain:
           if (req.method !== "POST") return notAllowed("POST");
-          return explainResponse(req, explain);
+          return explainResponse(req, headers, explain);
       }
       return undefined;
     },
@@ -110,12 +111,12 @@ export function createUi(board: StatusBoard, explain: (headers: Headers) => unkn
  * POST /ui/api/explain: `{"headers": "Name: value\n..."}` gives the routing decision as JSON. The
  * body must be JSON (application/json): another site's page cannot send that without asking first.
  */
-async function explainResponse(req: Request, explain: (headers: Headers) => unknown): Promise<Response> {
-  const type = req.headers.get("content-type") ?? "";
+async function explainResponse(req: Request, headers: HeaderMap, explain: (headers: HeaderMap) => unknown): Promise<Response> {
+  const type = headers["content-type"] ?? "";
   if (!/^application\/json\b/i.test(type)) {
     return uiError(415, "unsupported_media_type", 'The rule tester takes JSON: send Content-Type: application/json and {"headers": "Name: value\\n..."}');
   }
-  const length = contentLength(headerMap(req.headers));
+  const length = contentLength(headers);
   if (typeof length === "number" && length > EXPLAIN_MAX_BYTES) return tooLarge();
   const bytes = await req.bytes();
   if (bytes.length > EXPLAIN_MAX_BYTES) return tooLarge();
@@ -138,7 +139,7 @@ async function explainResponse(req: Request, explain: (headers: Headers) => unkn
  * such as "POST /v1/messages HTTP/1.1" are skipped).
  * @returns the headers, or which line is wrong and why.
  */
-export function parseHeaderLines(text: string): { ok: true; headers: Headers } | { ok: false; error: string } {
+export function parseHeaderLines(text: string): { ok: true; headers: HeaderMap } | { ok: false; error: string } {
   const headers = new Headers();
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
@@ -152,7 +153,7 @@ export function parseHeaderLines(text: string): { ok: true; headers: Headers } |
       return { ok: false, error: `line ${i + 1}: not a valid header name or value: ${describe(line)}` };
     }
   }
-  return { ok: true, headers };
+  return { ok: true, headers: headerMap(headers) };
 }
 
 function describe(line: string): string {

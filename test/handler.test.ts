@@ -21,7 +21,7 @@ function served(yaml: string, litellm?: () => SupervisorStatus) {
   const board = new StatusBoard();
   const observation = new Observation(logger, config, undefined, board);
   let state: State;
-  const ui = createUi(board, (h) => state.router(headerMap(h)));
+  const ui = createUi(board, (h) => state.router(h));
   state = buildState(config, { observation, litellm, lastReload: () => null, ui }, logger, {});
   const lifts: string[] = [];
   let n = 0;
