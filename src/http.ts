@@ -12,8 +12,8 @@ export function responseHasBody(method: string, status: number): boolean {
 
 /**
  * A message's headers read once into a plain object: lower-case names, repeated headers joined with ", " (as
- * Headers.get joins them). One native call, then property reads in JavaScript: a request's headers are read this
- * way once and passed along, where each Headers.get would cross into native code again.
+ * Headers.get joins them). A request's headers are read into one at the server, once, and that map is what the
+ * layers below read: none of them goes back to the Request's Headers.
  */
 export type HeaderMap = Readonly<Record<string, string>>;
 

@@ -192,7 +192,7 @@ export class Exchange implements PoolObserver {
       this.bytesIn = body.byteLength;
       this.bufferedBody = body;
     } else {
-      // A streamed body is never read here (a tee costs more than the forward itself): its size is what it announced.
+      // A streamed body belongs to the forward: observation never reads or tees it. Its size is what it announced.
       const announced = contentLength(this.headers);
       this.bytesIn = typeof announced === "number" ? announced : -1;
     }

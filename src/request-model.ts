@@ -4,9 +4,8 @@
 export const MODEL_SCAN_LIMIT = 64 * 1024;
 
 /**
- * Whether a request body is worth reading before forwarding to learn its model: JSON of a known,
- * small size (forwarding such a body as one buffer also costs less than streaming it). Larger or
- * unsized bodies stream through untouched.
+ * Whether a request body is read before forwarding to learn its model: JSON of a known, small size.
+ * Larger or unsized bodies stream through untouched.
  * @param length the announced Content-Length (null when there is none).
  * @param contentType the Content-Type header.
  */
