@@ -2,6 +2,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { startBackend } from "./support/backend.ts";
 import { compiledBinary, spawnMemproxy } from "./support/memproxy.ts";
+import { runToEnd } from "./support/process.ts";
 
 let bin: string;
 beforeAll(async () => {
@@ -38,20 +39,16 @@ describe.skipIf(process.platform !== "linux")("a failed self re-exec", () => {
   });
 
   test("--version still answers, on stdout, with the warning on stderr", async () => {
-    const proc = Bun.spawn([bin, "--version"], { env: { ...process.env, ...reexecFails() }, stdout: "pipe", stderr: "pipe" });
-    const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+    const { stdout, stderr, code } = await runToEnd([bin, "--version"], { env: { ...process.env, ...reexecFails() } });
     expect(code).toBe(0);
     expect(stdout).toContain("0.");
     expect(stderr.trimEnd().split("\n")).toEqual([expect.stringContaining("memproxy: warning: cannot re-execute itself")]);
   });
 
   test("with the settings already in its environment there is nothing to re-execute, and no warning", async () => {
-    const proc = Bun.spawn([bin, "--version"], {
+    const { stderr, code } = await runToEnd([bin, "--version"], {
       env: { ...process.env, BUN_OPTIONS: "--max-http-header-size=524288", BUN_CONFIG_MAX_HTTP_REQUESTS: "65535", BUN_JSC_numberOfGCMarkers: "1" },
-      stdout: "pipe",
-      stderr: "pipe",
     });
-    const [stderr, code] = await Promise.all([proc.stderr.text(), proc.exited]);
     expect({ stderr, code }).toEqual({ stderr: "", code: 0 });
   });
 });

@@ -1,6 +1,7 @@
 // Tests for src/pattern.ts: parity with Python's re (python3 is the oracle), refusals, hostile inputs, the bounded DFA cache.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { compileAutomaton, compilePattern, compilePatternSet, patternError } from "../src/pattern.ts";
+import { runToEnd } from "./support/process.ts";
 
 const matcher = (pattern: string, whole = false) => {
   const c = compilePattern(pattern, { whole });
@@ -22,9 +23,8 @@ type OracleResult = { ok: true; match: boolean[]; full: boolean[] } | { ok: fals
 /** Runs Python's re over [pattern, values] pairs: what re.compile, re.match and re.fullmatch say. */
 async function askPython(queries: [string, string[]][]): Promise<{ version: string; results: OracleResult[] }> {
   if (!PYTHON) throw new Error("python3 is not installed: the Python parity tests need it (it is on CI)");
-  const proc = Bun.spawn([PYTHON, FIXTURE], { stdin: new Blob([JSON.stringify(queries)]), stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  if (code !== 0) throw new Error(`python3 ${FIXTURE} exited ${code}: ${err}`);
+  const { stdout: out, stderr, code } = await runToEnd([PYTHON, FIXTURE], { stdin: JSON.stringify(queries) });
+  if (code !== 0) throw new Error(`python3 ${FIXTURE} exited ${code}: ${stderr}`);
   const nl = out.indexOf("\n");
   return { version: out.slice(0, nl), results: JSON.parse(out.slice(nl + 1)) as OracleResult[] };
 }

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatEnvLine, parseEnvFile, setEnvVar } from "../src/service-env-file.ts";
 import { renderLaunchdPlist } from "../src/service-launchd.ts";
+import { runToEnd } from "./support/process.ts";
 
 const PRINTER = join(import.meta.dir, "support", "service-env-fixture.ts");
 const dir = mkdtempSync(join(tmpdir(), "memproxy-envfile-"));
@@ -20,12 +21,7 @@ const WRAPPER = /<string>-c<\/string>\s*<string>([^<]*)<\/string>/.exec(renderLa
 
 /** Runs the launchd wrapper on `file` with `shell`, and returns the values it gave memproxy (here: a printer). */
 async function shellRead(shell: string[], file: string, names: string[]): Promise<Record<string, string | null>> {
-  const proc = Bun.spawn([...shell, "-c", WRAPPER, file, process.execPath, PRINTER], {
-    env: { PATH: "/usr/bin:/bin", MEMPROXY_FIXTURE_PRINT: names.join(",") },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+  const { stdout, stderr, code } = await runToEnd([...shell, "-c", WRAPPER, file, process.execPath, PRINTER], { env: { PATH: "/usr/bin:/bin", MEMPROXY_FIXTURE_PRINT: names.join(",") } });
   if (code !== 0) throw new Error(`${shell.join(" ")} exited ${code}: ${stderr}`);
   return JSON.parse(stdout).env;
 }
@@ -105,8 +101,7 @@ describe("lines systemd and sh read differently are refused, with the line and w
   test("sh really reads an unquoted space and an unescaped $ otherwise than as written", async () => {
     const file = join(dir, "differ.env");
     writeFileSync(file, 'A=a b\nB="$HOME/x"\n');
-    const proc = Bun.spawn(["/bin/sh", "-c", `set -a; . "$0"; printf '%s|%s' "$A" "$B"`, file], { env: { PATH: "/usr/bin:/bin", HOME: "/h" }, stdout: "pipe", stderr: "pipe" });
-    const [stdout] = await Promise.all([proc.stdout.text(), proc.exited]);
+    const { stdout } = await runToEnd(["/bin/sh", "-c", `set -a; . "$0"; printf '%s|%s' "$A" "$B"`, file], { env: { PATH: "/usr/bin:/bin", HOME: "/h" } });
     // systemd reads A as "a b" and B as "$HOME/x" (no expansion in environment files).
     expect(stdout).toBe("|/h/x");
   });

@@ -9,6 +9,7 @@ import { analyzeChain, parseLitellmYaml } from "../src/litellm-config.ts";
 import { parseEnvFile } from "../src/service-env-file.ts";
 import { launchdProgramArgs, serviceCommand, systemdProgramArgs } from "../src/service.ts";
 import { compiledBinary } from "./support/memproxy.ts";
+import { runToEnd } from "./support/process.ts";
 import { linuxFiles, macFiles, PROGRAM, sandbox } from "./support/service-sandbox.ts";
 
 const ENV_PRINTER = join(import.meta.dir, "support", "service-env-fixture.ts");
@@ -20,8 +21,7 @@ async function parsePlist(path: string): Promise<any> {
   const cmd = Bun.which("plutil")
     ? ["plutil", "-convert", "json", "-o", "-", path]
     : ["python3", "-c", "import json, plistlib, sys; print(json.dumps(plistlib.load(open(sys.argv[1], 'rb'))))", path];
-  const proc = Bun.spawn(cmd, { stdout: "pipe", stderr: "pipe" });
-  const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+  const { stdout, stderr, code } = await runToEnd(cmd);
   if (code !== 0) throw new Error(`${cmd[0]} rejected ${path}:\n${stderr}`);
   return JSON.parse(stdout);
 }
@@ -30,8 +30,7 @@ async function parsePlist(path: string): Promise<any> {
 async function systemdAnalyze(args: string[], root: string): Promise<{ code: number; output: string }> {
   const runtime = join(root, "runtime");
   mkdirSync(runtime, { recursive: true, mode: 0o700 });
-  const proc = Bun.spawn([SYSTEMD_ANALYZE!, ...args], { env: { ...process.env, XDG_RUNTIME_DIR: runtime }, stdout: "pipe", stderr: "pipe" });
-  const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+  const { stdout, stderr, code } = await runToEnd([SYSTEMD_ANALYZE!, ...args], { env: { ...process.env, XDG_RUNTIME_DIR: runtime } });
   return { code, output: stdout + stderr };
 }
 
@@ -431,8 +430,7 @@ describe("service install on macOS (launchd agent)", () => {
 
     // Run exactly what launchd would run.
     const { ProgramArguments } = await parsePlist(f.plist);
-    const proc = Bun.spawn(ProgramArguments, { env: { PATH: "/usr/bin:/bin", HOME: "/h", MEMPROXY_FIXTURE_PRINT: Object.keys(values).join(",") }, stdout: "pipe", stderr: "pipe" });
-    const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+    const { stdout, stderr, code } = await runToEnd(ProgramArguments, { env: { PATH: "/usr/bin:/bin", HOME: "/h", MEMPROXY_FIXTURE_PRINT: Object.keys(values).join(",") } });
     expect(stderr).toBe("");
     expect(code).toBe(0);
     expect(JSON.parse(stdout)).toEqual({ args: ["--config", f.config], env: values });
@@ -447,8 +445,7 @@ describe("service install on macOS (launchd agent)", () => {
     const rotate = async () => {
       // The limit lowered to 100 bytes; everything else as launchd runs it.
       const argv = [...ProgramArguments.slice(0, 4), "100", ...ProgramArguments.slice(5)];
-      const proc = Bun.spawn(argv, { env: { PATH: "/usr/bin:/bin" }, stdout: "pipe", stderr: "pipe" });
-      const [stderr, code] = await Promise.all([proc.stderr.text(), proc.exited]);
+      const { stderr, code } = await runToEnd(argv, { env: { PATH: "/usr/bin:/bin" } });
       expect(stderr).toBe("");
       expect(code).toBe(0);
     };
@@ -528,16 +525,8 @@ describe("service through the compiled binary (needs `service` wired in src/cli.
   test("install writes a unit whose ExecStart is the binary itself; a failed install prints no stack", async () => {
     const binary = await compiledBinary();
     using s = sandbox("linux");
-    const run = async (args: string[], extra: Record<string, string> = {}) => {
-      const proc = Bun.spawn([binary, ...args], {
-        cwd: s.root,
-        env: { PATH: s.vars.PATH, HOME: s.home, MEMPROXY_FIXTURE_CALLS: s.vars.MEMPROXY_FIXTURE_CALLS, ...extra },
-        stdout: "pipe",
-        stderr: "pipe",
-      });
-      const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
-      return { stdout, stderr, code };
-    };
+    const run = (args: string[], extra: Record<string, string> = {}) =>
+      runToEnd([binary, ...args], { cwd: s.root, env: { PATH: s.vars.PATH, HOME: s.home, MEMPROXY_FIXTURE_CALLS: s.vars.MEMPROXY_FIXTURE_CALLS, ...extra } });
     const f = linuxFiles(s.home);
     const failed = await run(["service", "install"], { MEMPROXY_FIXTURE_FAIL: "daemon-reload" });
     expect(failed.code).toBe(1);

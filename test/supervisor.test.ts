@@ -232,8 +232,7 @@ describe("memproxy --spawn-litellm (compiled, stand-in LiteLLM)", () => {
   test("a LiteLLM port already in use is a clear error at start", async () => {
     const busy = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     try {
-      const proc = Bun.spawn([bin, "--config", config(), "--spawn-litellm", "--litellm-port", String(busy.port)], { stdout: "pipe", stderr: "pipe" });
-      const [, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+      const { stderr, code } = await runToEnd([bin, "--config", config(), "--spawn-litellm", "--litellm-port", String(busy.port)]);
       expect(code).toBe(1);
       expect(stderr).toContain(`cannot start LiteLLM on 127.0.0.1:${busy.port}: the port is already in use`);
     } finally {
@@ -242,11 +241,7 @@ describe("memproxy --spawn-litellm (compiled, stand-in LiteLLM)", () => {
   });
 
   test("a missing litellm executable is a clear error at start", async () => {
-    const proc = Bun.spawn([bin, "--config", config(), "--spawn-litellm", "--litellm-command", "/nonexistent/litellm", "--litellm-port", String(freePort())], {
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+    const { stdout, stderr, code } = await runToEnd([bin, "--config", config(), "--spawn-litellm", "--litellm-command", "/nonexistent/litellm", "--litellm-port", String(freePort())]);
     expect(code).toBe(1);
     // One line saying what to do: no stack, no bundle source, and nothing started.
     expect(stderr).toBe(
@@ -266,16 +261,14 @@ describe("memproxy --spawn-litellm (compiled, stand-in LiteLLM)", () => {
 
   test("LiteLLM never ready within ready_timeout: memproxy reports it with LiteLLM's last lines and exits non-zero", async () => {
     const cfg = config(`    port: ${freePort()}\n    ready_timeout: 1s\n    env: {FAKE_MODE: never-ready}\n`);
-    const proc = Bun.spawn([bin, "--config", cfg, "--spawn-litellm"], { stdout: "pipe", stderr: "pipe" });
-    const [, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+    const { stderr, code } = await runToEnd([bin, "--config", cfg, "--spawn-litellm"]);
     expect(code).toBe(1);
     expect(stderr).toContain("LiteLLM did not become ready within 1s");
     expect(stderr).toContain("fake litellm listening");
   });
 
   test("--spawn-litellm with the embedded config asks for a config file", async () => {
-    const proc = Bun.spawn([bin, "--spawn-litellm", "--port", "0"], { stdout: "pipe", stderr: "pipe" });
-    const [, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+    const { stderr, code } = await runToEnd([bin, "--spawn-litellm", "--port", "0"]);
     expect(code).toBe(1);
     expect(stderr).toContain("needs a config file with its model_list: pass --config FILE");
   });

@@ -2,6 +2,7 @@
 import { expect, test } from "bun:test";
 import pkg from "../package.json" with { type: "json" };
 import { BUILD_COMMIT, BUILD_DATE, VERSION, versionText } from "../src/version.ts";
+import { runToEnd } from "./support/process.ts";
 
 test("from source: the package version, 'source' for the commit and the build date, and the Bun it runs on", () => {
   expect(VERSION).toBe(pkg.version);
@@ -10,7 +11,6 @@ test("from source: the package version, 'source' for the commit and the build da
 });
 
 test("bun src/main.ts --version prints it", async () => {
-  const proc = Bun.spawn([process.execPath, "src/main.ts", "--version"], { cwd: `${import.meta.dir}/..`, stdout: "pipe", stderr: "pipe" });
-  const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+  const { stdout, stderr, code } = await runToEnd([process.execPath, "src/main.ts", "--version"], { cwd: `${import.meta.dir}/..` });
   expect({ stdout, stderr, code }).toEqual({ stdout: `memproxy ${pkg.version} (commit source, built source, bun ${Bun.version})\n`, stderr: "", code: 0 });
 });

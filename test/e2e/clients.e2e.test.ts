@@ -10,6 +10,7 @@ import { setupText } from "../../src/setup.ts";
 import { findTool, verifiedTestName } from "../../src/tools.ts";
 import type { Received } from "../support/backend.ts";
 import { compiledBinary, spawnMemproxy, type MemproxyProcess } from "../support/memproxy.ts";
+import { runToEnd } from "../support/process.ts";
 import { clientRows, templateRegex } from "./clients/clients-table.ts";
 import { isGeneration, startProviders, type FakeProviders } from "./support/providers.ts";
 import { evaluateExports, setupParts } from "../support/setup-text.ts";
@@ -90,10 +91,9 @@ describe.if(!missing)("real clients through the compiled memproxy", () => {
   async function setupFor(key: string): Promise<string> {
     if (!setupFromBinary) return setupText(key, { baseUrl, customHeader: CUSTOM_HEADER })!;
     const port = new URL(baseUrl).port;
-    const proc = Bun.spawn([binary, "setup", key, "--host", "127.0.0.1", "--port", port], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
-    const [out, err, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
-    if (code !== 0) throw new Error(`memproxy setup ${key} exited ${code}: ${err}`);
-    return out;
+    const { stdout, stderr, code } = await runToEnd([binary, "setup", key, "--host", "127.0.0.1", "--port", port]);
+    if (code !== 0) throw new Error(`memproxy setup ${key} exited ${code}: ${stderr}`);
+    return stdout;
   }
 
   /** A fresh HOME and project folder with a tool configured from the setup text (and the per-project part when asked). */
@@ -131,8 +131,7 @@ describe.if(!missing)("real clients through the compiled memproxy", () => {
   /** Runs one command of a tool and checks both sides: what the provider got, what the tool printed. */
   async function runAndCheck(key: string, run: { cmd: string[]; cwd: string; env: Record<string, string> }, expectedId: string) {
     const before = provider.received.length;
-    const proc = Bun.spawn(run.cmd, { cwd: run.cwd, env: run.env, stdout: "pipe", stderr: "pipe", stdin: "ignore", timeout: RUN_TIMEOUT_MS, killSignal: "SIGKILL" });
-    const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+    const { stdout, stderr, code } = await runToEnd(run.cmd, { cwd: run.cwd, env: run.env, timeoutMs: RUN_TIMEOUT_MS });
     // memproxy's own checks of its backend are not the tool's.
     const got = provider.received.slice(before).filter((r) => !r.path.startsWith("/health/"));
     const context = `${run.cmd.map((c) => c.split("/").at(-1)).join(" ")} exited ${code}\n--- stdout\n${tail(stdout)}\n--- stderr\n${tail(stderr)}\n--- requests\n${got.map(summary).join("\n")}`;
@@ -260,9 +259,9 @@ console.log(await s.finalText());
     const data = JSON.stringify({ model: "gpt-4o", messages: [{ role: "user", content: "hi" }] });
     let answer: string;
     if (curl) {
-      const proc = Bun.spawn([curl, "-sS", `${baseUrl}/v1/chat/completions`, "-H", `Authorization: Bearer ${KEY}`, "-H", "Content-Type: application/json", "-d", data], { stdout: "pipe", stderr: "pipe" });
-      answer = await proc.stdout.text();
-      expect(await proc.exited).toBe(0);
+      const r = await runToEnd([curl, "-sS", `${baseUrl}/v1/chat/completions`, "-H", `Authorization: Bearer ${KEY}`, "-H", "Content-Type: application/json", "-d", data]);
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+      answer = r.stdout;
     } else {
       const res = await fetch(`${baseUrl}/v1/chat/completions`, { method: "POST", headers: { "user-agent": "curl/8.5.0", "content-type": "application/json" }, body: data });
       answer = await res.text();

@@ -14,7 +14,7 @@ import { startFakeProvider, type FakeProvider } from "../support/fake-provider.t
 import { startFakeSupermemory, type FakeSupermemory } from "../support/fake-supermemory.ts";
 import { parsePrometheus, sampleValue } from "../support/prometheus.ts";
 import { compiledBinary, spawnMemproxy, type MemproxyProcess } from "../support/memproxy.ts";
-import { freePort } from "../support/process.ts";
+import { freePort, runToEnd, type Finished } from "../support/process.ts";
 import { headerMap } from "../../src/http.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -242,8 +242,7 @@ describe.skipIf(Boolean(missing))("memproxy --spawn-litellm with the real LiteLL
   }
 
   test("the one shared config file is accepted by both programs", async () => {
-    const check = Bun.spawn([bin, "check", "--config", config], { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...ENV } });
-    const [stdout, stderr, code] = await Promise.all([check.stdout.text(), check.stderr.text(), check.exited]);
+    const { stdout, stderr, code } = await runToEnd([bin, "check", "--config", config], { env: { ...process.env, ...ENV } });
     expect(stderr).toBe("");
     expect(code).toBe(0);
     expect(stdout).toContain(`${config}: OK`);
@@ -259,8 +258,7 @@ describe.skipIf(Boolean(missing))("memproxy --spawn-litellm with the real LiteLL
   test("config.example.yaml passes memproxy check (when the repo has it)", async () => {
     const example = join(ROOT, "config.example.yaml");
     if (!existsSync(example)) return console.warn("litellm.e2e.test.ts: no config.example.yaml at the repo root yet; not checked");
-    const check = Bun.spawn([bin, "check", "--config", example], { stdout: "pipe", stderr: "pipe" });
-    const [stdout, stderr, code] = await Promise.all([check.stdout.text(), check.stderr.text(), check.exited]);
+    const { stdout, stderr, code } = await runToEnd([bin, "check", "--config", example]);
     expect(stderr).toBe("");
     expect(code).toBe(0);
     expect(stdout).toContain(": OK");
@@ -390,11 +388,7 @@ describe("memproxy --spawn-litellm start-up errors (no LiteLLM needed)", () => {
     writeFileSync(path, "model_list: []\nmemproxy:\n  listen: {port: 0}\n");
     return path;
   };
-  const run = async (args: string[]) => {
-    const proc = Bun.spawn([bin, ...args], { cwd: dir, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
-    const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
-    return { stdout, stderr, code };
-  };
+  const run = (args: string[]) => runToEnd([bin, ...args], { cwd: dir });
 
   test("a missing litellm executable: a clear error, exit 1, no hang", async () => {
     const r = await run(["--config", config(), "--spawn-litellm", "--litellm-command", "/nonexistent/litellm", "--litellm-port", String(freePort())]);
@@ -761,10 +755,8 @@ describe.skipIf(Boolean(missing))("the memory chain: what memproxy hears back (g
 });
 
 /** Runs the compiled binary to its end with the chain's environment. */
-async function runBinary(bin: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const proc = Bun.spawn([bin, ...args], { cwd: dir, env: { ...process.env, ...CHAIN_ENV }, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
-  const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
-  return { code, stdout, stderr };
+function runBinary(bin: string, args: string[]): Promise<Finished> {
+  return runToEnd([bin, ...args], { cwd: dir, env: { ...process.env, ...CHAIN_ENV } });
 }
 
 /** Whether a process is gone. A zombie counts as gone: it runs nothing, and the init of some containers never reaps it. */

@@ -3,6 +3,7 @@ import { expect, test } from "bun:test";
 import { join } from "node:path";
 import { startBackend } from "../support/backend.ts";
 import { compiledBinary, spawnMemproxy } from "../support/memproxy.ts";
+import { runToEnd } from "../support/process.ts";
 
 const STREAMS = 500;
 const EVENTS = 20;
@@ -34,12 +35,9 @@ test(`${STREAMS} concurrent SSE streams all complete with every event in order`,
   const env = { ...process.env, BUN_CONFIG_MAX_HTTP_REQUESTS: undefined };
   await using mp = spawnMemproxy([bin, "--port", "0", "--backend", backend.url], { env });
   const url = await mp.listening();
-  const client = Bun.spawn([process.execPath, join(import.meta.dir, "..", "support", "sse-client-fixture.ts")], {
+  const { stdout: out, stderr: err, code } = await runToEnd([process.execPath, join(import.meta.dir, "..", "support", "sse-client-fixture.ts")], {
     env: { ...process.env, URL: url + "/v1/chat/completions", STREAMS: String(STREAMS), EVENTS: String(EVENTS), BUN_CONFIG_MAX_HTTP_REQUESTS: "4096" },
-    stdout: "pipe",
-    stderr: "pipe",
   });
-  const [out, err, code] = await Promise.all([client.stdout.text(), client.stderr.text(), client.exited]);
   expect(err).toBe("");
   expect(code).toBe(0);
   expect(JSON.parse(out)).toEqual({ streams: STREAMS, ok: STREAMS, errors: [] });

@@ -10,6 +10,7 @@ import { findRcodesign, IDENTIFIER, RCODESIGN_VERSION, verifyDarwin } from "../.
 import { VERSION } from "../../src/version.ts";
 import { startBackend } from "../support/backend.ts";
 import { spawnMemproxy } from "../support/memproxy.ts";
+import { runToEnd, type Finished } from "../support/process.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const HOST = `${process.platform}-${process.arch}`;
@@ -35,10 +36,9 @@ function startedLine(releaseOutput: string, target: string): string {
   return line;
 }
 
-async function exec(cmd: string[], options: { cwd?: string; env?: Record<string, string | undefined> } = {}) {
-  const proc = Bun.spawn(cmd, { cwd: options.cwd ?? ROOT, env: options.env ?? process.env, stdout: "pipe", stderr: "pipe" });
-  const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
-  return { stdout, stderr, code };
+/** Runs `cmd` to its end, by default in the repository. */
+function exec(cmd: string[], options: { cwd?: string; env?: Record<string, string | undefined> } = {}): Promise<Finished> {
+  return runToEnd(cmd, { ...options, cwd: options.cwd ?? ROOT });
 }
 
 /** Environment in which Bun cannot download a cross target's runtime: an empty cache and a proxy that hangs up. */
@@ -230,8 +230,8 @@ describe.skipIf(!RCODESIGN || process.platform !== "linux")("a release of all fo
     "the check finds the digest problems of Bun's unsigned darwin-x64 output",
     async () => {
       const raw = join(tmp, "raw-darwin-x64");
-      const build = Bun.spawn(buildCommand({ target: "bun-darwin-x64", outfile: raw, minify: true, info: buildInfo(ROOT) }), { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
-      expect(await build.exited).toBe(0);
+      const build = await exec(buildCommand({ target: "bun-darwin-x64", outfile: raw, minify: true, info: buildInfo(ROOT) }));
+      expect(build).toMatchObject({ code: 0 });
       const verified = await verifyDarwin(raw, RCODESIGN!);
       expect(verified.ok).toBe(false);
       expect(verified.problems.filter((p) => /^code digest (mismatch|missing)/.test(p)).length).toBeGreaterThan(100);

@@ -12,6 +12,7 @@ import { parseDocument } from "yaml";
 import { formatEnvLine, parseEnvFile } from "../../src/service-env-file.ts";
 import { renderLaunchdPlist } from "../../src/service-launchd.ts";
 import { compiledBinary, spawnMemproxy, type MemproxyProcess } from "../support/memproxy.ts";
+import { runToEnd } from "../support/process.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const SUPPORT = join(ROOT, "test", "support");
@@ -78,11 +79,11 @@ describe.skipIf(missing.length > 0)("memproxy service under a real systemd user 
   /** Runs `argv` as the user, inside the manager's namespaces. */
   async function asUser(argv: string[], path = USER_PATH): Promise<{ code: number; stdout: string; stderr: string }> {
     const env = [`HOME=${HOME}`, `XDG_RUNTIME_DIR=/run/user/${UID}`, `PATH=${path}`];
-    return run(["nsenter", "-t", String(manager.proc.pid), "-m", "-n", "--wd", "--", "setpriv", "--reuid", String(UID), "--regid", String(UID), "--clear-groups", "env", "-i", ...env, ...argv]);
+    return runToEnd(["nsenter", "-t", String(manager.proc.pid), "-m", "-n", "--wd", "--", "setpriv", "--reuid", String(UID), "--regid", String(UID), "--clear-groups", "env", "-i", ...env, ...argv]);
   }
   /** One request from inside the network namespace (memproxy listens on its 127.0.0.1). */
   async function request(url: string, init: object = {}): Promise<{ status: number; body: string }> {
-    const r = await run(["nsenter", "-t", String(manager.proc.pid), "-n", "--", process.execPath, join(SUPPORT, "service-fetch-fixture.ts"), url, JSON.stringify(init)]);
+    const r = await runToEnd(["nsenter", "-t", String(manager.proc.pid), "-n", "--", process.execPath, join(SUPPORT, "service-fetch-fixture.ts"), url, JSON.stringify(init)]);
     if (r.code !== 0) throw new Error(`request to ${url} failed: ${r.stderr}`);
     return JSON.parse(r.stdout);
   }
@@ -133,7 +134,7 @@ describe.skipIf(missing.length > 0)("memproxy service under a real systemd user 
     // In this test's folder, which the manager sees too (/tmp is shared with it). The reader holds the FIFO
     // open for writing as well, so that it never reads an end of file when the service restarts.
     const fifo = join(dir, "service.log");
-    expect((await run(["mkfifo", "-m", "600", fifo])).code).toBe(0);
+    expect((await runToEnd(["mkfifo", "-m", "600", fifo])).code).toBe(0);
     chownSync(fifo, UID, UID);
     serviceLog = spawnMemproxy(["sh", "-c", 'exec <>"$0"; exec cat', fifo]);
     writeAsUser(`${HOME}/.config/systemd/user/memproxy.service.d/e2e-log.conf`, `[Service]\nStandardOutput=file:${fifo}\nStandardError=inherit\n`);
@@ -213,7 +214,7 @@ describe.skipIf(missing.length > 0)("memproxy service under a real systemd user 
     expect(pick(environ)).toEqual(expected);
     expect(pick(parseEnvFile(readFileSync(inside(ENV_FILE), "utf8")).vars)).toEqual(expected);
     const wrapper = /<string>-c<\/string>\s*<string>([^<]*)<\/string>/.exec(renderLaunchdPlist({ argv: ["x"], path: "/bin", envFile: "/e", userNamespaces: false }, "/l"))![1]!;
-    const sh = await run(["/bin/sh", "-c", wrapper, inside(ENV_FILE), process.execPath, join(SUPPORT, "service-env-fixture.ts")], { PATH: "/usr/bin:/bin", MEMPROXY_FIXTURE_PRINT: names.join(",") });
+    const sh = await runToEnd(["/bin/sh", "-c", wrapper, inside(ENV_FILE), process.execPath, join(SUPPORT, "service-env-fixture.ts")], { env: { PATH: "/usr/bin:/bin", MEMPROXY_FIXTURE_PRINT: names.join(",") } });
     expect(JSON.parse(sh.stdout).env).toEqual(expected);
     // Only the unit's PATH: memproxy's folder, LiteLLM's, the system's.
     expect(environ.PATH).toBe(`${dirname(BIN)}:${dirname(LITELLM)}:/usr/local/bin:/usr/bin:/bin`);
@@ -228,7 +229,7 @@ describe.skipIf(missing.length > 0)("memproxy service under a real systemd user 
     expect(started.stderr).toBe("");
     const systemd = Object.fromEntries(readFileSync(inside(`${HOME}/envdump.out`), "utf8").trim().split("\n").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
     expect({ A: systemd.A, B: systemd.B, C: systemd.C }).toEqual({ A: "a b", B: "$HOME/x", C: "c" });
-    const sh = await run(["/bin/sh", "-c", `set -a; . "$0" 2>/dev/null; printf '%s|%s|%s' "$A" "$B" "$C"`, inside(file)], { PATH: "/usr/bin:/bin", HOME: "/h" });
+    const sh = await runToEnd(["/bin/sh", "-c", `set -a; . "$0" 2>/dev/null; printf '%s|%s|%s' "$A" "$B" "$C"`, inside(file)], { env: { PATH: "/usr/bin:/bin", HOME: "/h" } });
     expect(sh.stdout).toBe("|/h/x|");
     expect(parseEnvFile(readFileSync(inside(file), "utf8")).problems.map((p) => p.line)).toEqual([1, 2, 3]);
   });
@@ -288,12 +289,6 @@ describe.skipIf(missing.length > 0)("memproxy service under a real systemd user 
     expect(await asUser([BIN, "service", "uninstall"])).toMatchObject({ code: 0 });
   });
 });
-
-async function run(argv: string[], env?: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  const proc = Bun.spawn(argv, { env: env ?? process.env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
-  return { code, stdout, stderr };
-}
 
 /**
  * Creates cgroup `name` under this process's own cgroup in each hierarchy systemd uses (cgroup2, and the

@@ -5,7 +5,7 @@
 // noise. Nothing here is timed.
 import { describe, expect, test } from "bun:test";
 import { homedir } from "node:os";
-import { freePort, lines, tempDir } from "../support/process.ts";
+import { freePort, lines, runToEnd, tempDir } from "../support/process.ts";
 import { join } from "node:path";
 import { parseConfig } from "../../src/config.ts";
 import { compileRouter } from "../../src/router.ts";
@@ -164,7 +164,7 @@ describe("nginx config", () => {
     using dir = tempDir("bench-nginx");
     const prefix = dir.path;
     const port = freePort();
-    const buildInfo = await Bun.spawn([findTool("nginx")!, "-V"], { stderr: "pipe" }).stderr.text();
+    const buildInfo = (await runToEnd([findTool("nginx")!, "-V"])).stderr;
     const conf = join(prefix, "nginx.conf");
     await Bun.write(conf, nginxConfig(config, { port, backendPort: backend.port, prefix, buildInfo }));
     const nginx = Bun.spawn([findTool("nginx")!, "-p", prefix, "-e", join(prefix, "error.log"), "-c", conf], { stdout: "ignore", stderr: "pipe" });
@@ -252,8 +252,7 @@ describe("load generators", () => {
   test.skipIf(!findTool("wrk"))("real wrk sends the small request and reports through the script", async () => {
     await using backend = startBackend(() => Response.json({ ok: true }));
     const { cmd, env } = wrkCommand(findTool("wrk")!, backend.url, 1, 1);
-    const proc = Bun.spawn(cmd, { env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
-    const [out, , code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+    const { stdout: out, code } = await runToEnd(cmd, { env: { ...process.env, ...env } });
     expect(code).toBe(0);
     const m = parseWrk(out, 10);
     // wrk counts what was answered before it stopped; the backend may have got one more.

@@ -8,6 +8,7 @@ import { lines } from "../../scripts/bench/procs.ts";
 import { VERSION } from "../../src/version.ts";
 import { startBackend } from "../support/backend.ts";
 import { compiledBinary } from "../support/memproxy.ts";
+import { runToEnd } from "../support/process.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const tmp = mkdtempSync(join(tmpdir(), "memproxy-build-"));
@@ -47,10 +48,8 @@ describe("the compiled binary's version", () => {
     const out = join(tmp, "version-fixture");
     const cmd = buildCommand({ outfile: out, minify: true, info: { commit: "abc1234-dirty", date: "2026-01-02" } });
     cmd[cmd.length - 1] = entry;
-    const build = Bun.spawn(cmd, { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
-    expect(await build.exited).toBe(0);
-    const run = Bun.spawn([out], { stdout: "pipe" });
-    expect(await run.stdout.text()).toBe(`memproxy ${VERSION} (commit abc1234-dirty, built 2026-01-02, bun ${Bun.version})\n`);
+    expect(await runToEnd(cmd, { cwd: ROOT })).toMatchObject({ code: 0 });
+    expect((await runToEnd([out])).stdout).toBe(`memproxy ${VERSION} (commit abc1234-dirty, built 2026-01-02, bun ${Bun.version})\n`);
   });
 });
 

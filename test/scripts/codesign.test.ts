@@ -5,6 +5,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writ
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { findRcodesign, RCODESIGN_VERSION, signingSettings, storedZip } from "../../scripts/codesign.ts";
+import { runToEnd } from "../support/process.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "memproxy-codesign-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -81,8 +82,7 @@ describe.skipIf(!Bun.which("python3"))("storedZip", () => {
       "z.extract(info, sys.argv[2])",
       "os.chmod(os.path.join(sys.argv[2], 'memproxy'), (info.external_attr >> 16) & 0o777)",
     ].join("\n");
-    const proc = Bun.spawn(["python3", "-c", script, zip, out], { stdout: "pipe", stderr: "pipe" });
-    const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+    const { stdout, stderr, code } = await runToEnd(["python3", "-c", script, zip, out]);
     expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
     expect(stdout.trim()).toBe(`0o100755 0 ${data.length}`);
     expect(new Uint8Array(readFileSync(join(out, "memproxy")))).toEqual(data);

@@ -7,6 +7,7 @@ import { parseAllDocuments } from "yaml";
 import pkg from "../../package.json" with { type: "json" };
 import { DEFAULT_CONFIG_TEXT, parseConfig } from "../../src/config.ts";
 import { OWN_ENDPOINTS } from "../../src/server.ts";
+import { runToEnd } from "../support/process.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const DEFAULT = parseConfig(DEFAULT_CONFIG_TEXT, "default-config.yaml", {});
@@ -21,8 +22,7 @@ let helpText: Promise<string> | undefined;
 /** `memproxy --help`, from the real CLI. */
 function help(): Promise<string> {
   helpText ??= (async () => {
-    const proc = Bun.spawn([process.execPath, join(ROOT, "src", "main.ts"), "--help"], { stdout: "pipe", stderr: "pipe" });
-    const [stdout, , code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+    const { stdout, code } = await runToEnd([process.execPath, join(ROOT, "src", "main.ts"), "--help"]);
     if (code !== 0) throw new Error(`memproxy --help exited ${code}`);
     return stdout;
   })();
@@ -100,8 +100,7 @@ describe("scripts/docker/Dockerfile", () => {
     mkdirSync(join(dir, "src"), { recursive: true });
     mkdirSync(join(dir, "out"));
     copyFileSync(join(ROOT, "src", "default-config.yaml"), join(dir, "src", "default-config.yaml"));
-    const proc = Bun.spawn(["sh", "-c", run.args], { cwd: dir, stdout: "pipe", stderr: "pipe" });
-    const [, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+    const { stderr, code } = await runToEnd(["sh", "-c", run.args], { cwd: dir });
     expect(stderr).toBe("");
     expect(code).toBe(0);
     const text = readFileSync(join(dir, "out", "config.yaml"), "utf8");

@@ -5,6 +5,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { runToEnd, type Finished } from "../support/process.ts";
 
 const INSTALL = join(import.meta.dir, "..", "..", "scripts", "install.sh");
 const tmp = mkdtempSync(join(tmpdir(), "memproxy-install-"));
@@ -30,10 +31,9 @@ function archive(platform: string, binary: string): string {
   return path;
 }
 
-async function install(args: string[], path: string = process.env.PATH!) {
-  const proc = Bun.spawn(["sh", INSTALL, ...args], { env: { PATH: path, HOME: join(tmp, "home") }, stdout: "pipe", stderr: "pipe" });
-  const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
-  return { stdout, stderr, code };
+/** install.sh with `args`, on `path`, with a HOME of its own. */
+function install(args: string[], path: string = process.env.PATH!): Promise<Finished> {
+  return runToEnd(["sh", INSTALL, ...args], { env: { PATH: path, HOME: join(tmp, "home") } });
 }
 
 const WORKS = `#!/bin/sh\necho "memproxy 9.9.9 (commit abc1234, built 2026-11-28, bun 1.4.5)"\n`;

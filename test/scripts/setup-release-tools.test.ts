@@ -5,15 +5,15 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RCODESIGN_VERSION } from "../../scripts/codesign.ts";
+import { runToEnd, type Finished } from "../support/process.ts";
 
 const SCRIPT = join(import.meta.dir, "..", "..", "scripts", "setup-release-tools.sh");
 const tmp = mkdtempSync(join(tmpdir(), "memproxy-setup-release-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-async function setup(env: Record<string, string>) {
-  const proc = Bun.spawn(["bash", SCRIPT], { env: { HOME: tmp, SKIP_QEMU: "1", ...env }, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
-  const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
-  return { stdout, stderr, code };
+/** The script with `env` added to a HOME of its own and no QEMU. */
+function setup(env: Record<string, string>): Promise<Finished> {
+  return runToEnd(["bash", SCRIPT], { env: { HOME: tmp, SKIP_QEMU: "1", ...env } });
 }
 
 /** A PATH with only the tools the script needs besides cargo (bash, coreutils, flock). */

@@ -10,17 +10,25 @@ export { freePort, lines };
 export interface Finished {
   stdout: string;
   stderr: string;
+  /** Its exit code; 128 + the signal's number when a signal ended it (137 when `timeoutMs` ran out). */
   code: number;
 }
 
-/** Runs `cmd` to its end and collects its output (stdin closed). */
-export async function runToEnd(cmd: string[], options: { cwd?: string; env?: Record<string, string | undefined>; stdin?: string } = {}): Promise<Finished> {
+/**
+ * Runs `cmd` to its end and collects its output (stdin closed, or `stdin`'s text). With `timeoutMs`, a process
+ * still running then is killed with SIGKILL, and reported (code 137) with what it had printed.
+ */
+export async function runToEnd(
+  cmd: string[],
+  options: { cwd?: string; env?: Record<string, string | undefined>; stdin?: string; timeoutMs?: number } = {},
+): Promise<Finished> {
   const proc = Bun.spawn(cmd, {
     cwd: options.cwd,
     env: options.env ?? process.env,
     stdin: options.stdin === undefined ? "ignore" : new TextEncoder().encode(options.stdin),
     stdout: "pipe",
     stderr: "pipe",
+    ...(options.timeoutMs === undefined ? {} : { timeout: options.timeoutMs, killSignal: "SIGKILL" as const }),
   });
   const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
   return { stdout, stderr, code };

@@ -1,4 +1,5 @@
 // Reading `memproxy setup`'s text as the real-client suite applies it (its shape is described in src/setup.ts).
+import { runToEnd } from "./process.ts";
 
 /**
  * The `export` lines and the files of one part of a setup text: before the "Per-project memory" line
@@ -25,8 +26,7 @@ export async function evaluateExports(exports: string[], env: Record<string, str
   if (exports.length === 0) return {};
   const names = exports.map((e) => /^export (\w+)=/.exec(e)![1]!);
   const script = [...exports, ...names.map((n) => `printf '%s=%s\\0' ${n} "$${n}"`)].join("\n");
-  const proc = Bun.spawn(["bash", "-euc", script], { env, stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
-  if (code !== 0) throw new Error(`bash could not run the setup text's lines:\n${script}\n${err}`);
-  return Object.fromEntries(out.split("\0").filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+  const { stdout, stderr, code } = await runToEnd(["bash", "-euc", script], { env });
+  if (code !== 0) throw new Error(`bash could not run the setup text's lines:\n${script}\n${stderr}`);
+  return Object.fromEntries(stdout.split("\0").filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
 }
