@@ -14,7 +14,7 @@ import { startFakeProvider, type FakeProvider } from "../support/fake-provider.t
 import { startFakeSupermemory, type FakeSupermemory } from "../support/fake-supermemory.ts";
 import { parsePrometheus, sampleValue } from "../support/prometheus.ts";
 import { compiledBinary, spawnMemproxy, type MemproxyProcess } from "../support/memproxy.ts";
-import { freePort, runToEnd, type Finished } from "../support/process.ts";
+import { freePort, gone, processStat, runToEnd, survivors, type Finished } from "../support/process.ts";
 import { headerMap } from "../../src/http.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -759,28 +759,11 @@ function runBinary(bin: string, args: string[]): Promise<Finished> {
   return runToEnd([bin, ...args], { cwd: dir, env: { ...process.env, ...CHAIN_ENV } });
 }
 
-/** Whether a process is gone. A zombie counts as gone: it runs nothing, and the init of some containers never reaps it. */
-function gone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "ESRCH";
-  }
-  return processState(pid) === "Z";
-}
-
-/** The processes still running among `pids`, waiting up to `withinMs` for signals already sent to take effect. */
-async function survivors(pids: number[], withinMs = 5_000): Promise<string[]> {
-  const deadline = Date.now() + withinMs;
-  while (!pids.every(gone) && Date.now() < deadline) await new Promise((r) => setImmediate(r));
-  return pids.filter((p) => !gone(p)).map((p) => `${p} ${commandLine(p)}`);
-}
-
 /** The pids in a process group (LiteLLM's, whose leader is the child memproxy spawned). */
 function processGroup(pgid: number): number[] {
   if (existsSync("/proc/self/stat")) {
     return readdirSync("/proc")
-      .filter((name) => /^\d+$/.test(name) && procStat(Number(name))?.pgrp === pgid)
+      .filter((name) => /^\d+$/.test(name) && processStat(Number(name))?.pgrp === pgid)
       .map(Number);
   }
   const ps = Bun.spawnSync(["ps", "-A", "-o", "pid=,pgid="]);
@@ -790,28 +773,4 @@ function processGroup(pgid: number): number[] {
     .map((l) => l.trim().split(/\s+/).map(Number))
     .filter(([pid, group]) => group === pgid && pid !== undefined)
     .map(([pid]) => pid!);
-}
-
-function processState(pid: number): string | undefined {
-  if (existsSync("/proc/self/stat")) return procStat(pid)?.state;
-  return Bun.spawnSync(["ps", "-o", "stat=", "-p", String(pid)]).stdout.toString().trim()[0];
-}
-
-function procStat(pid: number): { state: string; pgrp: number } | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // The command name in parentheses may contain spaces: the fields after it are state, ppid, pgrp, ...
-    const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return { state: state!, pgrp: Number(pgrp) };
-  } catch {
-    return undefined;
-  }
-}
-
-function commandLine(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").trim();
-  } catch {
-    return "";
-  }
 }

@@ -1,5 +1,5 @@
 // Processes, ports, output lines and temporary folders for tests: one helper for each, used by every test.
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, lines } from "../../scripts/bench/procs.ts";
@@ -50,6 +50,61 @@ export function alive(pid: number): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** Whether a process is gone. A zombie counts as gone: it runs nothing, and the init of some containers never reaps it. */
+export function gone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "ESRCH";
+  }
+  return processState(pid) === "Z";
+}
+
+/** How often survivors() looks again: a timer, so the wait holds no core. */
+const GONE_POLL_MS = 25;
+
+/**
+ * The processes still there among `pids` (each as "pid command line"), after waiting up to `withinMs` for
+ * signals already sent to take effect. It looks again every few milliseconds on a timer, rather than
+ * waitForExit()'s `tail --pid`, because to tail a zombie is alive; and tail polls too.
+ */
+export async function survivors(pids: number[], withinMs = 5_000): Promise<string[]> {
+  const deadline = Date.now() + withinMs;
+  let left = pids.filter((p) => !gone(p));
+  while (left.length > 0 && Date.now() < deadline) {
+    await Bun.sleep(Math.min(GONE_POLL_MS, deadline - Date.now()));
+    left = left.filter((p) => !gone(p));
+  }
+  return left.map((p) => `${p} ${commandLine(p)}`);
+}
+
+/** A process's state letter (R, S, Z, ...), from /proc, or from ps where there is no /proc. */
+function processState(pid: number): string | undefined {
+  if (existsSync("/proc/self/stat")) return processStat(pid)?.state;
+  return Bun.spawnSync(["ps", "-o", "stat=", "-p", String(pid)]).stdout.toString().trim()[0];
+}
+
+/** A process's state letter and process group, from /proc/PID/stat; undefined once it is gone. */
+export function processStat(pid: number): { state: string; pgrp: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name in parentheses may contain spaces: the fields after it are state, ppid, pgrp, ...
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { state: state!, pgrp: Number(pgrp) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** A process's command line, "" once it is gone. */
+function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").trim();
+  } catch {
+    return "";
   }
 }
 
