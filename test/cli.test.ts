@@ -6,7 +6,7 @@ import pkg from "../package.json" with { type: "json" };
 import { manualStream, startBackend } from "./support/backend.ts";
 import { compiledBinary, spawnMemproxy } from "./support/memproxy.ts";
 import { STACK_LINE } from "./support/files.ts";
-import { LineLog, lines, runToEnd, tempDir } from "./support/process.ts";
+import { LineLog, runToEnd, tempDir } from "./support/process.ts";
 
 let bin: string;
 const tmp = tempDir("cli");
@@ -294,10 +294,7 @@ describe("memproxy (compiled)", () => {
     closeSync(fd);
     // What it writes to the file, line by line as it comes (tail -f follows the file).
     const follow = Bun.spawn(["tail", "-n", "+1", "-f", out], { stdout: "pipe", stderr: "ignore" });
-    const log = new LineLog();
-    void (async () => {
-      for await (const line of lines(follow.stdout)) log.push(line);
-    })();
+    const { log } = LineLog.of(follow);
     await log.waitFor("nothing answers");
     follow.kill();
     proc.kill("SIGTERM");
@@ -322,11 +319,7 @@ describe("memproxy (compiled)", () => {
         stdout: "pipe",
         stderr: "pipe",
       });
-      const log = new LineLog();
-      void (async () => {
-        for await (const line of lines(proc.stdout)) log.push(line);
-        log.end();
-      })();
+      const { log } = LineLog.of(proc);
       const started = await log.waitFor(/listening on http/);
       const url = /listening on (http:\/\/[^\s\x1b]+)/.exec(started)![1]!;
       await (await fetch(url + "/v1/models", { headers: { "user-agent": "claude-cli/2.1.197 (external, cli)", "x-request-id": `tty-${noColor}` } })).text();

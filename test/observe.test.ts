@@ -1,6 +1,5 @@
 import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { ConfigError, parseConfig, reconcile } from "../src/config.ts";
 import { createLogger, type LogLevel } from "../src/log.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "../src/metrics.ts";
@@ -568,11 +567,12 @@ describe("the logging and metrics settings", () => {
   const cliWithLogging = (backend: string, logging: string) => {
     const dir = tempDir("obs");
     writeFileSync(dir.file("memproxy.yaml"), `litellm_backend_url: ${backend}\nmemproxy:\n  listen: {port: 0}\n  logging: ${logging}\n`);
-    const proc = spawnMemproxy([process.execPath, "src/main.ts", "--config", dir.file("memproxy.yaml")]);
-    return Object.assign(proc, {
+    const mp = spawnMemproxy([process.execPath, "src/main.ts", "--config", dir.file("memproxy.yaml")]);
+    const stop = mp[Symbol.asyncDispose];
+    // Stopped as spawnMemproxy stops it; then its folder goes.
+    return Object.assign(mp, {
       async [Symbol.asyncDispose]() {
-        if (proc.proc.exitCode === null && proc.proc.signalCode === null) proc.proc.kill("SIGKILL");
-        await proc.proc.exited;
+        await stop();
         dir[Symbol.dispose]();
       },
     });

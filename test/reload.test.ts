@@ -8,7 +8,7 @@ import { ConfigReloader } from "../src/reload.ts";
 import { echo, manualStream, readJson, startBackend, type RecordingBackend } from "./support/backend.ts";
 import { compiledBinary, spawnMemproxy, type MemproxyProcess } from "./support/memproxy.ts";
 import { aliasBomb, replaceFile, STACK_LINE } from "./support/files.ts";
-import { LineLog, tempDir } from "./support/process.ts";
+import { tempDir } from "./support/process.ts";
 import { parsePrometheus, sampleValue } from "./support/prometheus.ts";
 
 let bin: string;

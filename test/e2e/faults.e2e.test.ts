@@ -8,7 +8,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { readJson, startBackend } from "../support/backend.ts";
 import { compiledBinary, spawnMemproxy, type MemproxyProcess } from "../support/memproxy.ts";
-import { freePort, LineLog, lines, runToEnd, tempDir } from "../support/process.ts";
+import { freePort, LineLog, runToEnd, tempDir } from "../support/process.ts";
 import { aliasBomb, replaceFile, STACK_LINE } from "../support/files.ts";
 import { parsePrometheus, sampleValue } from "../support/prometheus.ts";
 import { rawExchange } from "../support/raw-http.ts";
@@ -110,11 +110,7 @@ function heldBackend() {
     // It dies with the test runner, however the runner ends.
     env: { BUN_FEATURE_FLAG_NO_ORPHANS: "1", ...process.env },
   });
-  const log = new LineLog();
-  void (async () => {
-    for await (const line of lines(proc.stdout)) log.push(line);
-    log.end();
-  })();
+  const { log } = LineLog.of(proc);
   return {
     log,
     release() {

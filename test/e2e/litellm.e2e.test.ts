@@ -2,7 +2,7 @@
 // and a fake OpenAI/Anthropic provider behind LiteLLM records what arrives (above all x-sm-user-id); further
 // down, the whole memory chain through a fake Supermemory Memory Router, with config.example.yaml as written.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
@@ -14,7 +14,7 @@ import { startFakeProvider, type FakeProvider } from "../support/fake-provider.t
 import { startFakeSupermemory, type FakeSupermemory } from "../support/fake-supermemory.ts";
 import { parsePrometheus, sampleValue } from "../support/prometheus.ts";
 import { compiledBinary, spawnMemproxy, type MemproxyProcess } from "../support/memproxy.ts";
-import { freePort, gone, processStat, runToEnd, survivors, type Finished } from "../support/process.ts";
+import { freePort, gone, killGroup, processGroup, runToEnd, survivors, type Finished } from "../support/process.ts";
 import { headerMap } from "../../src/http.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -91,13 +91,7 @@ function sharedConfig(provider: FakeProvider, litellm: Record<string, unknown> =
 const seenGroups = new Set<number>();
 afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
-  for (const pgid of seenGroups) {
-    try {
-      process.kill(-pgid, "SIGKILL");
-    } catch {
-      // already gone, as it should be
-    }
-  }
+  for (const pgid of seenGroups) killGroup(pgid, "SIGKILL");
 });
 
 async function spawnStack(bin: string, config: string): Promise<{ mp: MemproxyProcess; url: string }> {
@@ -757,20 +751,4 @@ describe.skipIf(Boolean(missing))("the memory chain: what memproxy hears back (g
 /** Runs the compiled binary to its end with the chain's environment. */
 function runBinary(bin: string, args: string[]): Promise<Finished> {
   return runToEnd([bin, ...args], { cwd: dir, env: { ...process.env, ...CHAIN_ENV } });
-}
-
-/** The pids in a process group (LiteLLM's, whose leader is the child memproxy spawned). */
-function processGroup(pgid: number): number[] {
-  if (existsSync("/proc/self/stat")) {
-    return readdirSync("/proc")
-      .filter((name) => /^\d+$/.test(name) && processStat(Number(name))?.pgrp === pgid)
-      .map(Number);
-  }
-  const ps = Bun.spawnSync(["ps", "-A", "-o", "pid=,pgid="]);
-  return ps.stdout
-    .toString()
-    .split("\n")
-    .map((l) => l.trim().split(/\s+/).map(Number))
-    .filter(([pid, group]) => group === pgid && pid !== undefined)
-    .map(([pid]) => pid!);
 }

@@ -13,7 +13,7 @@ import { dirname, join } from "node:path";
 import { KNOWN_TOOLS } from "../../src/tools.ts";
 import { startBackend, type RecordingBackend } from "../support/backend.ts";
 import { compiledBinary } from "../support/memproxy.ts";
-import { freePort, LineLog, lines, runToEnd, tempDir, waitForExit, type Finished } from "../support/process.ts";
+import { freePort, killGroup, LineLog, processGroup, runToEnd, tempDir, waitForExit, type Finished } from "../support/process.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const README = readFileSync(join(ROOT, "README.md"), "utf8");
@@ -223,14 +223,6 @@ afterAll(async () => {
   clone?.[Symbol.dispose]();
 });
 
-function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // the group is gone already
-  }
-}
-
 /** The environment of a fresh machine: only PATH and HOME (and the terminal's type). */
 function freshEnv(extra: Record<string, string> = {}): Record<string, string> {
   return { PATH: SYSTEM_PATH, HOME: home, TERM: "dumb", ...extra };
@@ -259,26 +251,11 @@ async function startInBackground(): Promise<void> {
   await log.waitFor(`listening on http://127.0.0.1:${port}`);
 }
 
-/** The processes of a process group now (from /proc): npm, its shell, memproxy. */
-function groupMembers(pgid: number): number[] {
-  return readdirSync("/proc")
-    .filter((d) => /^\d+$/.test(d))
-    .filter((d) => {
-      try {
-        // Fields after the command's closing parenthesis: state, ppid, pgrp, ...
-        const stat = readFileSync(`/proc/${d}/stat`, "utf8");
-        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) === pgid;
-      } catch {
-        return false; // gone meanwhile
-      }
-    })
-    .map(Number);
-}
-
 /** Ctrl-C in the terminal: SIGINT to the whole foreground group (npm, its shell, memproxy); all of it ends. */
 async function stopLikeCtrlC(): Promise<void> {
   const s = started!;
-  const members = groupMembers(s.proc.pid);
+  // npm, its shell, memproxy.
+  const members = processGroup(s.proc.pid);
   expect(members.length).toBeGreaterThanOrEqual(2);
   killGroup(s.proc.pid, "SIGINT");
   await s.log.waitFor('"msg":"stopped"');

@@ -4,11 +4,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildCommand, buildInfo } from "../../scripts/build.ts";
-import { lines } from "../../scripts/bench/procs.ts";
 import { VERSION } from "../../src/version.ts";
 import { startBackend } from "../support/backend.ts";
 import { compiledBinary } from "../support/memproxy.ts";
-import { runToEnd } from "../support/process.ts";
+import { LineLog, runToEnd } from "../support/process.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const tmp = mkdtempSync(join(tmpdir(), "memproxy-build-"));
@@ -74,23 +73,10 @@ describe.each([
       stderr: "pipe",
     });
     // memproxy writes into the shell's stdout and stderr, which it inherited: they end when memproxy exits.
-    const seen: string[] = [];
-    const watchers: { needle: string; resolve: (line: string) => void }[] = [];
-    const follow = async (stream: ReadableStream<Uint8Array>) => {
-      for await (const line of lines(stream)) {
-        seen.push(line);
-        for (const w of watchers.filter((w) => line.includes(w.needle))) w.resolve(line);
-      }
-    };
-    const ended = Promise.all([follow(shell.stdout), follow(shell.stderr)]);
-    const waitFor = (needle: string) =>
-      Promise.race([
-        new Promise<string>((resolve) => watchers.push({ needle, resolve })),
-        ended.then(() => seen.find((l) => l.includes(needle)) ?? Promise.reject(new Error(`memproxy ended without '${needle}':\n${seen.join("\n")}`))),
-      ]);
-    const pid = Number(/pid=(\d+)/.exec(seen.find((l) => l.includes("memproxy pid=")) ?? (await waitFor("memproxy pid=")))![1]);
+    const { log, exited: ended } = LineLog.of(shell);
+    const pid = Number(/pid=(\d+)/.exec(await log.waitFor("memproxy pid="))![1]);
     await using _cleanup = { [Symbol.asyncDispose]: async () => void (kill(pid, "SIGKILL"), await ended) };
-    const url = /listening on (http:\/\/[^\s"]+)/.exec(seen.find((l) => l.includes("listening on")) ?? (await waitFor("listening on")))![1]!;
+    const url = /listening on (http:\/\/[^\s"]+)/.exec(await log.waitFor("listening on"))![1]!;
 
     shell.stdin.end();
     expect(await shell.exited).toBe(0);
@@ -104,8 +90,8 @@ describe.each([
     // Still the same process, stopped only by us, and cleanly.
     expect(kill(pid, "SIGTERM")).toBe(true);
     await ended;
-    expect(seen.join("\n")).toContain("received SIGTERM, shutting down");
-    expect(seen.at(-1)).toContain("stopped");
+    expect(log.all.join("\n")).toContain("received SIGTERM, shutting down");
+    expect(log.all.at(-1)).toContain("stopped");
   });
 });
 

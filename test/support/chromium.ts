@@ -2,7 +2,7 @@
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { lines } from "../../scripts/bench/procs.ts";
+import { LineLog } from "./process.ts";
 
 /** The Chromium executable: Debian's package (`apt-get install chromium`) unless MEMPROXY_CHROMIUM says otherwise. */
 export const CHROMIUM = process.env.MEMPROXY_CHROMIUM ?? "/usr/bin/chromium";
@@ -86,24 +86,15 @@ export async function launchChromium(): Promise<Browser> {
     stdout: "ignore",
     stderr: "pipe",
   });
-  const output: string[] = [];
+  // One reader for all of stderr (Chromium must never block on a full pipe); it says when DevTools listens.
+  const { log } = LineLog.of(proc);
   let ws: WebSocket;
   try {
-    // One reader for all of stderr (Chromium must never block on a full pipe); it says when DevTools listens.
     // The line names the browser's endpoint, e.g. ws://127.0.0.1:40123/devtools/browser/<id>: the same
     // port and path that the profile's DevToolsActivePort holds, which is written only after this line.
-    const endpoint = new Promise<string | undefined>((resolve) => {
-      void (async () => {
-        for await (const line of lines(proc.stderr)) {
-          output.push(line);
-          const m = /^DevTools listening on (ws:\/\/\S+)/.exec(line);
-          if (m) resolve(m[1]);
-        }
-        resolve(undefined);
-      })().catch(() => resolve(undefined));
-    });
-    const url = await endpoint;
-    if (url === undefined) throw new Error(`Chromium exited before listening (code ${await proc.exited}):\n${output.join("\n")}`);
+    const listening = await log.waitFor(/^DevTools listening on ws:\/\/\S+/).catch(() => undefined);
+    if (listening === undefined) throw new Error(`Chromium exited before listening (code ${await proc.exited}):\n${log.all.join("\n")}`);
+    const url = /ws:\/\/\S+/.exec(listening)![0];
     ws = new WebSocket(url);
     await new Promise<void>((resolve, reject) => {
       ws.onopen = () => resolve();

@@ -2,7 +2,7 @@
 import { join } from "node:path";
 import { parseConfig } from "../../src/config.ts";
 import { startServer, type ServerHandle, type ServerOptions } from "../../src/server.ts";
-import { lines as linesOf, LineLog, runToEnd, tempDir } from "./process.ts";
+import { LineLog, runToEnd, tempDir } from "./process.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 

@@ -1,5 +1,5 @@
 // Processes, ports, output lines and temporary folders for tests: one helper for each, used by every test.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, lines } from "../../scripts/bench/procs.ts";
@@ -81,6 +81,31 @@ export async function survivors(pids: number[], withinMs = 5_000): Promise<strin
   return left.map((p) => `${p} ${commandLine(p)}`);
 }
 
+/** The pids in process group `pgid` now (from /proc, or from ps where there is none). */
+export function processGroup(pgid: number): number[] {
+  if (existsSync("/proc/self/stat")) {
+    return readdirSync("/proc")
+      .filter((name) => /^\d+$/.test(name) && processStat(Number(name))?.pgrp === pgid)
+      .map(Number);
+  }
+  const ps = Bun.spawnSync(["ps", "-A", "-o", "pid=,pgid="]);
+  return ps.stdout
+    .toString()
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/).map(Number))
+    .filter(([pid, group]) => group === pgid && pid !== undefined)
+    .map(([pid]) => pid!);
+}
+
+/** Sends `signal` to every process of group `pgid`; nothing if the group is gone already. */
+export function killGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // the group is gone already
+  }
+}
+
 /** A process's state letter (R, S, Z, ...), from /proc, or from ps where there is no /proc. */
 function processState(pid: number): string | undefined {
   if (existsSync("/proc/self/stat")) return processStat(pid)?.state;
@@ -88,7 +113,7 @@ function processState(pid: number): string | undefined {
 }
 
 /** A process's state letter and process group, from /proc/PID/stat; undefined once it is gone. */
-export function processStat(pid: number): { state: string; pgrp: number } | undefined {
+function processStat(pid: number): { state: string; pgrp: number } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     // The command name in parentheses may contain spaces: the fields after it are state, ppid, pgrp, ...
@@ -108,21 +133,25 @@ function commandLine(pid: number): string {
   }
 }
 
+/** A child's stdout or stderr: a stream when piped, else a file descriptor or nothing. */
+type ChildOutput = ReadableStream<Uint8Array> | number | undefined;
+
 /** Lines of output as they arrive, with waits for the ones a test needs. */
 export class LineLog {
   /**
-   * The lines a process writes to stdout and stderr (both piped), as they arrive.
-   * @returns the log, and its exit code once both streams have ended (the log is ended then).
+   * The lines a process writes to stdout and stderr (those of the two that are piped), as they arrive.
+   * @returns the log, and its exit code once the streams have ended (the log is ended then; a stream that
+   *   fails to read ends it too).
    */
-  static of(proc: { readonly stdout: ReadableStream<Uint8Array>; readonly stderr: ReadableStream<Uint8Array>; readonly exited: Promise<number> }): {
+  static of(proc: { readonly stdout: ChildOutput; readonly stderr: ChildOutput; readonly exited: Promise<number> }): {
     log: LineLog;
     exited: Promise<number>;
   } {
     const log = new LineLog();
-    const pump = async (stream: ReadableStream<Uint8Array>) => {
-      for await (const line of lines(stream)) log.push(line);
+    const pump = async (stream: ChildOutput) => {
+      if (stream instanceof ReadableStream) for await (const line of lines(stream)) log.push(line);
     };
-    const exited = Promise.all([pump(proc.stdout), pump(proc.stderr)]).then(() => {
+    const exited = Promise.allSettled([pump(proc.stdout), pump(proc.stderr)]).then(() => {
       log.end();
       return proc.exited;
     });
