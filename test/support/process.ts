@@ -16,7 +16,8 @@ export interface Finished {
 
 /**
  * Runs `cmd` to its end and collects its output (stdin closed, or `stdin`'s text). With `timeoutMs`, a process
- * still running then is killed with SIGKILL, and reported (code 137) with what it had printed.
+ * still running then is killed with SIGKILL, and reported (code 137) with what it had printed, even if
+ * children it started still hold its output open.
  */
 export async function runToEnd(
   cmd: string[],
@@ -30,8 +31,38 @@ export async function runToEnd(
     stderr: "pipe",
     ...(options.timeoutMs === undefined ? {} : { timeout: options.timeoutMs, killSignal: "SIGKILL" as const }),
   });
-  const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
-  return { stdout, stderr, code };
+  // Past the time, once it has exited, its output is what came until then (plus a moment to drain the pipes):
+  // children it left behind may hold them open.
+  let timer: Timer | undefined;
+  const cut =
+    options.timeoutMs === undefined
+      ? undefined
+      : new Promise<void>((resolve) => (timer = setTimeout(resolve, options.timeoutMs)))
+          .then(() => proc.exited)
+          .then(() => Bun.sleep(DRAIN_MS));
+  try {
+    const [stdout, stderr, code] = await Promise.all([textOf(proc.stdout, cut), textOf(proc.stderr, cut), proc.exited]);
+    return { stdout, stderr, code };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** How long runToEnd() still reads a timed-out process's output after it exited. */
+const DRAIN_MS = 200;
+
+/** A stream's text to its end, or (with `cut`) until `cut` resolves. */
+async function textOf(stream: ReadableStream<Uint8Array>, cut?: Promise<void>): Promise<string> {
+  if (!cut) return stream.text();
+  const reader = stream.getReader();
+  void cut.then(() => reader.cancel());
+  const decoder = new TextDecoder();
+  let text = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return text + decoder.decode();
+    text += decoder.decode(value, { stream: true });
+  }
 }
 
 /**
