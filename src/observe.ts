@@ -10,7 +10,7 @@ import { memoryOutcome, MemoryWatch, type MemoryOutcome } from "./memory.ts";
 import { Metrics, NO_USER, PROMETHEUS_CONTENT_TYPE, ROUTES, routeIndex, type BackendErrorKind, type Route } from "./metrics.ts";
 import type { PoolObserver } from "./backends.ts";
 import { BackendFailure, StreamIdleTimeout, type BodyOutcome } from "./proxy.ts";
-import { MODEL_SCAN_LIMIT, modelFromJsonPrefix } from "./request-model.ts";
+import { modelOf } from "./request-model.ts";
 import type { RoutingDecision } from "./router.ts";
 import type { FinishedRequest, StatusBoard } from "./status.ts";
 import { usageParserFor, type UsageParser } from "./usage.ts";
@@ -241,7 +241,7 @@ export class Exchange implements PoolObserver {
   private model(): string | undefined {
     const body = this.bufferedBody;
     if (!body || !this.headers["content-type"]?.includes("json")) return undefined;
-    return modelFromJsonPrefix(body.length > MODEL_SCAN_LIMIT ? body.subarray(0, MODEL_SCAN_LIMIT) : body);
+    return modelOf(body);
   }
 
   /** Writes the access line and the metrics, once. */
