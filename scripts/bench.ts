@@ -263,7 +263,7 @@ async function bench(): Promise<void> {
     finished: "",
     options: opts,
     machine: machine(),
-    versions: await versions(tools),
+    versions: await versions(tools, args.binary),
     notes,
     json: {},
     memory: {},

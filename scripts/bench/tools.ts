@@ -118,13 +118,22 @@ export async function ensureTools(install: boolean, log: (line: string) => void)
   return { nginx, wrk, oha, notes };
 }
 
-/** Version strings of the programs in the comparison. */
-export async function versions(tools: Tools): Promise<Record<string, string>> {
+/**
+ * Version strings of the programs in the comparison.
+ * @param binary a memproxy binary given with --binary: its commit is the one it reports, not the work tree's.
+ */
+export async function versions(tools: Tools, binary?: string): Promise<Record<string, string>> {
   const out: Record<string, string> = { bun: Bun.version };
   if (tools.nginx) out.nginx = (await run([tools.nginx, "-v"])).out.trim().replace(/^nginx version: nginx\//, "");
   // "wrk debian/4.1.0-3+b2 [epoll] Copyright (C) 2012 Will Glozer"
   if (tools.wrk) out.wrk = (await run([tools.wrk, "-v"])).out.split("\n")[0]!.replace(/^wrk\s+/, "").replace(/\s+Copyright.*$/, "").trim();
   if (tools.oha) out.oha = (await run([tools.oha, "--version"])).out.trim().replace(/^oha\s+/, "");
+  if (binary) {
+    // "memproxy 0.1.0 (commit 832c775, built 2026-11-29, bun 1.4.5)"
+    const reported = (await run([binary, "--version"]).catch(() => ({ code: 1, out: "" }))).out.match(/\(commit ([^,)]+)/)?.[1];
+    out.memproxy_commit = reported ?? `unknown (${binary})`;
+    return out;
+  }
   const repo = new URL("../..", import.meta.url).pathname;
   const git = await run(["git", "-C", repo, "rev-parse", "--short", "HEAD"]).catch(() => ({ code: 1, out: "" }));
   if (git.code === 0) {

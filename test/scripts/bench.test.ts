@@ -19,7 +19,7 @@ import { compare, difference, summarize, table, type BenchResults, type OpenLoop
 import { runSse } from "../../scripts/bench/sse-client.ts";
 import { batchedInRead, HttpResponseParser, SseSplitter } from "../../scripts/bench/sse.ts";
 import { median, percentile, sortedSamples } from "../../scripts/bench/stats.ts";
-import { findTool, OHA_VERSION, ohaPath } from "../../scripts/bench/tools.ts";
+import { findTool, OHA_VERSION, ohaPath, versions } from "../../scripts/bench/tools.ts";
 import { manualStream, startBackend, textReader } from "../support/backend.ts";
 import { headerMap } from "../../src/http.ts";
 
@@ -660,5 +660,23 @@ describe("lines", () => {
     });
     for await (const line of lines(stream)) got.push(line);
     expect(got).toEqual(['{"a":1}', '{"b":"é"}', "", "last"]);
+  });
+});
+
+describe("versions: which memproxy a result is of", () => {
+  const none = { nginx: undefined, wrk: undefined, oha: undefined, notes: [] };
+
+  test("a binary given with --binary is labelled with the commit it reports, not the work tree's", async () => {
+    using dir = tempDir("bench-versions");
+    const bin = dir.file("memproxy");
+    await Bun.write(bin, '#!/bin/sh\necho "memproxy 0.1.0 (commit 1a2b3c4-dirty, built 2026-01-02, bun 1.4.5)"\n');
+    await runToEnd(["chmod", "+x", bin]);
+    expect((await versions(none, bin)).memproxy_commit).toBe("1a2b3c4-dirty");
+    expect((await versions(none, dir.file("missing"))).memproxy_commit).toBe(`unknown (${dir.file("missing")})`);
+  });
+
+  test("without one, the work tree's commit", async () => {
+    const head = (await runToEnd(["git", "rev-parse", "--short", "HEAD"])).stdout.trim();
+    expect((await versions(none)).memproxy_commit).toStartWith(head);
   });
 });
