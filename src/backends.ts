@@ -37,7 +37,10 @@ export interface PoolObserver extends ForwardObserver {
   retrying(from: string, to: string): void;
 }
 
-/** One call through the pool: what forward() needs, without the backend (the pool chooses it). */
+/**
+ * One call through the pool: what forward() needs, without the backend (the pool chooses it). However many
+ * backends it tries, `onSettled` runs once, when the last attempt is over; `onLongCall` may run on each.
+ */
 export type PoolCall = Omit<ForwardOptions, "backend" | "observer"> & {
   observer?: PoolObserver;
   /** Whether the body may be sent again on another backend (it was read ahead, not streamed). */
@@ -105,7 +108,7 @@ export class BackendPool {
    * @returns the backend's answer; throws ProxyError when no backend answered.
    */
   async forward(req: Request, pathAndQuery: string, call: PoolCall): Promise<Response> {
-    const { observer, retryable } = call;
+    const { observer } = call;
     // One kept-alive slot for all attempts, held until the answer (a stream's head, or a small body whole) is in.
     let waited = false;
     const admission = await this.gate.enter(() => {
@@ -117,6 +120,10 @@ export class BackendPool {
     try {
       for (let backend = this.pick(); ; ) {
         const release = this.acquire(backend);
+        // An attempt that fails has settled before forward() throws; the one that answers may settle later
+        // (its stream's end): only then is the whole call over.
+        let answered = false;
+        let settledEarly = false;
         try {
           const res = await forward(req, pathAndQuery, {
             ...call,
@@ -124,19 +131,20 @@ export class BackendPool {
             observer,
             onSettled: () => {
               release();
-              call.onSettled?.();
+              if (answered) call.onSettled?.();
+              else settledEarly = true;
             },
           });
+          answered = true;
+          if (settledEarly) call.onSettled?.();
           this.markUp(backend);
           return res;
         } catch (err) {
-          if (!(err instanceof ProxyError)) throw err;
-          observer?.backendFailed(err);
-          if (!(err instanceof BackendFailure) || (err.kind !== "connect" && err.kind !== "timeout")) throw err;
-          this.markDown(backend, err.message);
-          (tried ??= new Set()).add(backend);
-          const other = err.kind === "connect" && retryable ? this.pick(tried) : undefined;
-          if (!other) throw err;
+          const other = this.retryAfter(backend, err, call, (tried ??= new Set()));
+          if (!other) {
+            call.onSettled?.();
+            throw err;
+          }
           observer?.retrying(backend.url, other.url);
           backend = other;
         }
@@ -144,6 +152,20 @@ export class BackendPool {
     } finally {
       admission.release();
     }
+  }
+
+  /**
+   * After an attempt on `backend` failed with `err`: marks the backend down when it was unreachable or too slow,
+   * and chooses the backend to try next (only after a refused connection, with a body that can be sent again).
+   * @returns that backend, or undefined when the call fails with `err`.
+   */
+  private retryAfter(backend: Backend, err: unknown, call: PoolCall, tried: Set<Backend>): Backend | undefined {
+    if (!(err instanceof ProxyError)) return undefined;
+    call.observer?.backendFailed(err);
+    if (!(err instanceof BackendFailure) || (err.kind !== "connect" && err.kind !== "timeout")) return undefined;
+    this.markDown(backend, err.message);
+    tried.add(backend);
+    return err.kind === "connect" && call.retryable ? this.pick(tried) : undefined;
   }
 
   /** Counts a call in flight on `b` until the returned release runs (once). */

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { BackendPool } from "../src/backends.ts";
-import { manualStream, readJson, startBackend } from "./support/backend.ts";
+import { manualStream, readJson, startBackend, textReader } from "./support/backend.ts";
 import { startProxy } from "./support/memproxy.ts";
 
 const config = (urls: string[], extra = "") => `
@@ -70,6 +70,50 @@ describe("several backends", () => {
       expect.objectContaining({ url: dead, status: "down", in_flight: 0 }),
       expect.objectContaining({ url: live.url, status: "up", in_flight: 0 }),
     ]);
+  });
+
+  test("a call retried on another backend is settled once, when the answer that came back has ended", async () => {
+    const stream = manualStream();
+    stream.send("data: 1\n\n"); // a stream's head goes out with its first bytes
+    await using live = startBackend(() => new Response(stream.body, { headers: { "content-type": "text/event-stream" } }));
+    const pool = new BackendPool([await deadUrl(), live.url], { cooldownMs: 60_000, probeTimeoutMs: 1000, keepaliveLimit: 0, keepaliveWaitMs: 0 });
+    const events: string[] = [];
+    const call = {
+      clientHeaders: {},
+      body: new Uint8Array(2),
+      retryable: true,
+      userIdHeaders: ["x-sm-user-id"],
+      userId: "u",
+      firstByteTimeoutMs: 10_000,
+      streamIdleTimeoutMs: 0,
+      onLongCall: () => void events.push("long"),
+      onSettled: () => void events.push("settled"),
+    };
+    try {
+      const res = await pool.forward(new Request("http://memproxy/v1/x", { method: "POST", body: "{}" }), "/v1/x", call);
+      // The refused attempt is over, but the call is not: whoever lifted a timeout for it keeps it lifted.
+      expect(events).toEqual(["long"]);
+      const reader = textReader(res);
+      await reader.until("data: 1");
+      expect(events).toEqual(["long"]);
+      stream.close();
+      await reader.rest();
+      expect(events).toEqual(["long", "settled"]);
+      expect(pool.status().map((b) => [b.status, b.in_flight])).toEqual([["down", 0], ["up", 0]]);
+
+      // A call that no backend answers is settled once too.
+      events.length = 0;
+      const both = new BackendPool([await deadUrl(), await deadUrl()], { cooldownMs: 60_000, probeTimeoutMs: 1000, keepaliveLimit: 0, keepaliveWaitMs: 0 });
+      try {
+        const err = await both.forward(new Request("http://memproxy/v1/x", { method: "POST", body: "{}" }), "/v1/x", call).catch((e: { code: string }) => e.code);
+        expect(err).toBe("backend_unreachable");
+        expect(events).toEqual(["settled"]);
+      } finally {
+        both.close();
+      }
+    } finally {
+      pool.close();
+    }
   });
 
   test("a body too large to keep is not retried: the client gets the 502", async () => {
