@@ -5,7 +5,6 @@ import { browserGuard, compileAccess, isLoopback } from "./access.ts";
 import { urlOf } from "./address.ts";
 import { BackendPool, type BackendStatus } from "./backends.ts";
 import type { Config } from "./config.ts";
-import { ENDPOINTS } from "./endpoints.ts";
 import { internalErrorResponse } from "./errors.ts";
 import { handle, isOwnPath, type RequestContext, type Services, type State } from "./handler.ts";
 import { headerMap, type HeaderMap } from "./http.ts";
@@ -17,13 +16,10 @@ import { pathOf } from "./request-target.ts";
 import { routerFor } from "./router.ts";
 import { readFileSync } from "node:fs";
 import { chainOf, type ChainReport } from "./litellm-config.ts";
-import { StatusBoard, type MemoryChainInfo } from "./status.ts";
+import { memoryChainInfo, StatusBoard } from "./status.ts";
 import type { SupervisorStatus } from "./supervisor.ts";
 import { createUi } from "./ui.ts";
 import { VERSION } from "./version.ts";
-
-/** memproxy's own endpoints (kept here for callers that imported them from the server). */
-export const OWN_ENDPOINTS = ENDPOINTS;
 
 /** A running memproxy server. */
 export interface ServerHandle {
@@ -95,7 +91,7 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
         rules: state.config.routing.header_patterns.length,
         access_keys: state.config.access.keys.length > 0,
       }),
-      memoryChain: () => memoryChainInfo(state),
+      memoryChain: () => memoryChainInfo(state.chain, state.config.source),
     },
     { version: VERSION },
   );
@@ -226,21 +222,6 @@ export function buildState(config: Config, services: Services, logger: Logger, e
     userIdHeaders: [config.forward.user_id_header, ...config.forward.also_send_user_id_as],
     chain: chainOf(config, { ...env, ...config.litellm.env }, (path) => readFileSync(path, "utf8")),
     services,
-  };
-}
-
-/** What the status page says of the memory chain: the shared config's LiteLLM side, when memproxy can see it. */
-function memoryChainInfo(s: State): MemoryChainInfo {
-  if (!s.chain) {
-    return {
-      memory_id_forwarding: "unknown",
-      notes: [`LiteLLM's config is not in ${s.config.source}: memproxy cannot tell whether LiteLLM forwards the memory id. Run memproxy doctor.`],
-    };
-  }
-  return {
-    memory_id_forwarding: s.chain.memory_id_forwarding,
-    notes: s.chain.models_without_forwarding.length ? [`models without the memory id: ${s.chain.models_without_forwarding.join(", ")}`] : [],
-    problems: s.chain.problems.map((p) => ({ severity: p.severity, message: p.message, fix: p.fix })),
   };
 }
 

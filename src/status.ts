@@ -1,5 +1,6 @@
 // The live status board: what the page shows, aggregated from finished requests, and its event stream.
 
+import type { ChainReport } from "./litellm-config.ts";
 import type { MemoryOutcome } from "./memory.ts";
 import type { DecidedBy } from "./router.ts";
 
@@ -77,6 +78,25 @@ export interface MemoryChainInfo {
   notes: readonly string[];
   /** What stops memory from working, each with its fix (e.g. the YAML lines to add). */
   problems?: readonly { severity: "error" | "warning"; message: string; fix: string }[];
+}
+
+/**
+ * What the status page says of the memory chain: the shared config's LiteLLM side, when memproxy can see it.
+ * @param chain the check of LiteLLM's config (undefined when memproxy's file does not hold it).
+ * @param source memproxy's config file, named when it does not.
+ */
+export function memoryChainInfo(chain: ChainReport | undefined, source: string): MemoryChainInfo {
+  if (!chain) {
+    return {
+      memory_id_forwarding: "unknown",
+      notes: [`LiteLLM's config is not in ${source}: memproxy cannot tell whether LiteLLM forwards the memory id. Run memproxy doctor.`],
+    };
+  }
+  return {
+    memory_id_forwarding: chain.memory_id_forwarding,
+    notes: chain.models_without_forwarding.length ? [`models without the memory id: ${chain.models_without_forwarding.join(", ")}`] : [],
+    problems: chain.problems.map((p) => ({ severity: p.severity, message: p.message, fix: p.fix })),
+  };
 }
 
 /** Where the board reads what records do not carry; each is called at most once a second while a page is open. */

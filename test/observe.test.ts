@@ -3,7 +3,8 @@ import { writeFileSync } from "node:fs";
 import { ConfigError, parseConfig, reconcile } from "../src/config.ts";
 import { createLogger, type LogLevel } from "../src/log.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "../src/metrics.ts";
-import { OWN_ENDPOINTS, startServer, type ServerHandle } from "../src/server.ts";
+import { ENDPOINTS } from "../src/endpoints.ts";
+import { startServer, type ServerHandle } from "../src/server.ts";
 import { manualStream, startBackend, textReader } from "./support/backend.ts";
 import { spawnMemproxy } from "./support/memproxy.ts";
 import { tempDir } from "./support/process.ts";
@@ -150,9 +151,9 @@ describe("x-request-id", () => {
     await dead.stop();
     await using p = startObserved(config(dead.url));
     const responses = [
-      await fetch(p.url + OWN_ENDPOINTS.liveness),
-      await fetch(p.url + OWN_ENDPOINTS.metrics),
-      await fetch(p.url + OWN_ENDPOINTS.stats),
+      await fetch(p.url + ENDPOINTS.liveness),
+      await fetch(p.url + ENDPOINTS.metrics),
+      await fetch(p.url + ENDPOINTS.stats),
       await chat(p.url, { "x-memory-user-id": "not valid!" }),
       await chat(p.url, { "x-request-id": "mine-1" }),
     ];
@@ -287,8 +288,8 @@ describe("the access line", () => {
     expect(quiet.lines.filter((l) => l.msg === "request")).toHaveLength(1);
 
     await using loud = startObserved(config(b.url), "debug");
-    const own = await fetch(loud.url + OWN_ENDPOINTS.liveness);
-    expect(await loud.accessLine(own.headers.get("x-request-id"))).toMatchObject({ level: "debug", path: OWN_ENDPOINTS.liveness, status: 200 });
+    const own = await fetch(loud.url + ENDPOINTS.liveness);
+    expect(await loud.accessLine(own.headers.get("x-request-id"))).toMatchObject({ level: "debug", path: ENDPOINTS.liveness, status: 200 });
   });
 });
 
@@ -401,7 +402,7 @@ describe("GET /metrics", () => {
     expect([...users].sort()).toEqual(["default-dev", "other", "random-0", "random-1", "random-2"]);
     expect(sampleValue(m, "memproxy_requests_total", { user_id: "other", route: "/v1/chat/completions", status_class: "2xx" })).toBe(7);
     expect(sampleValue(m, "memproxy_input_tokens_total", { user_id: "other", model: "gpt-4o-mini" })).toBe(77);
-    const stats = (await (await fetch(p.url + OWN_ENDPOINTS.stats)).json()) as Stats;
+    const stats = (await (await fetch(p.url + ENDPOINTS.stats)).json()) as Stats;
     expect(Object.keys(stats.users).sort()).toEqual([...users].map(String).sort());
     expect(stats.users.other!.requests).toBe(7);
   });
@@ -440,7 +441,7 @@ describe("GET /metrics", () => {
     await using p = startObserved(config(b.url, "memproxy:\n  metrics: {enabled: false}\n"));
     const res = await fetch(p.url + "/metrics");
     expect(((await res.json()) as { path: string }).path).toBe("/metrics");
-    const stats = await fetch(p.url + OWN_ENDPOINTS.stats);
+    const stats = await fetch(p.url + ENDPOINTS.stats);
     expect(stats.status).toBe(404);
     expect(((await stats.json()) as { error: { message: string } }).error.message).toContain("memproxy.metrics.enabled");
     expect(p.handle.metrics).toBeUndefined();
@@ -528,7 +529,7 @@ describe("GET /memory-routing/stats", () => {
     await (await chat(p.url, { "x-memory-user-id": "proj-b" })).text();
     await (await chat(p.url, { "x-memory-user-id": "proj-b", "x-fail": "1" })).text();
     await (await chat(p.url, { "user-agent": "OpenAIClientImpl/Java 2" })).text();
-    const res = await fetch(p.url + OWN_ENDPOINTS.stats);
+    const res = await fetch(p.url + ENDPOINTS.stats);
     expect(res.headers.get("content-type")).toBe("application/json");
     const stats = (await res.json()) as Stats;
     expect(stats).toMatchObject({

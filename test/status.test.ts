@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { shortUserAgent, StatusBoard, type FinishedRequest, type StatusSnapshot } from "../src/status.ts";
+import { memoryChainInfo, shortUserAgent, StatusBoard, type FinishedRequest, type StatusSnapshot } from "../src/status.ts";
+import { analyzeChain } from "../src/litellm-config.ts";
 
 let seq = 0;
 /** A finished request as the observation gives it; fields overridden per test. */
@@ -326,5 +327,34 @@ describe("event stream", () => {
     expect(board.subscribers).toBe(0);
     expect(board.timersRunning).toBe(false);
     expect(await board.subscribe().getReader().read()).toEqual({ done: true, value: undefined });
+  });
+});
+
+describe("memoryChainInfo: the page's memory chain, from the check of LiteLLM's config", () => {
+  test("without LiteLLM's config in memproxy's file: unknown, and the file named", () => {
+    expect(memoryChainInfo(undefined, "/etc/memproxy/config.yaml")).toEqual({
+      memory_id_forwarding: "unknown",
+      notes: ["LiteLLM's config is not in /etc/memproxy/config.yaml: memproxy cannot tell whether LiteLLM forwards the memory id. Run memproxy doctor."],
+    });
+  });
+
+  test("a model that drops the id is named, with each problem and its fix", () => {
+    const chain = analyzeChain(
+      {
+        model_list: [
+          { model_name: "gpt-4o", litellm_params: { model: "openai/gpt-4o", api_base: "https://api.supermemory.ai/v3/https://api.openai.com/v1" } },
+          { model_name: "claude", litellm_params: { model: "anthropic/claude", api_base: "https://api.supermemory.ai/v3/https://api.anthropic.com" } },
+        ],
+        general_settings: { master_key: "sk-a-long-enough-master-key-0123456789" },
+        litellm_settings: { model_group_settings: { forward_client_headers_to_llm_api: ["gpt-4o"] } },
+      },
+      {},
+    );
+    const info = memoryChainInfo(chain, "c.yaml");
+    expect(info.memory_id_forwarding).toBe(chain.memory_id_forwarding);
+    expect(info.notes).toEqual([`models without the memory id: ${chain.models_without_forwarding.join(", ")}`]);
+    expect(chain.models_without_forwarding).toContain("claude");
+    expect(info.problems).toEqual(chain.problems.map((p) => ({ severity: p.severity, message: p.message, fix: p.fix })));
+    expect(info.problems!.length).toBeGreaterThan(0);
   });
 });

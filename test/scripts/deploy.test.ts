@@ -6,14 +6,13 @@ import { join, relative, resolve } from "node:path";
 import { parseAllDocuments } from "yaml";
 import pkg from "../../package.json" with { type: "json" };
 import { DEFAULT_CONFIG_TEXT, parseConfig } from "../../src/config.ts";
-import { OWN_ENDPOINTS } from "../../src/server.ts";
+import { ENDPOINTS } from "../../src/endpoints.ts";
 import { runToEnd } from "../support/process.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const DEFAULT = parseConfig(DEFAULT_CONFIG_TEXT, "default-config.yaml", {});
 const DEFAULT_PORT = parseConfig("", "empty.yaml", {}).listen.port;
-// The metrics endpoint is memproxy's own once OWN_ENDPOINTS has it; Prometheus' convention until then.
-const METRICS_PATH: string = (OWN_ENDPOINTS as Record<string, string>).metrics ?? "/metrics";
+const METRICS_PATH: string = ENDPOINTS.metrics;
 
 const tmp = mkdtempSync(join(tmpdir(), "memproxy-deploy-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -156,8 +155,8 @@ describe("scripts/k8s", () => {
   });
 
   test("liveness and readiness probes use memproxy's own health endpoints on the container port", () => {
-    expect(container.livenessProbe.httpGet.path).toBe(OWN_ENDPOINTS.liveness);
-    expect(container.readinessProbe.httpGet.path).toBe(OWN_ENDPOINTS.readiness);
+    expect(container.livenessProbe.httpGet.path).toBe(ENDPOINTS.liveness);
+    expect(container.readinessProbe.httpGet.path).toBe(ENDPOINTS.readiness);
     expect(portOf(container.livenessProbe.httpGet.port)).toBe(container.ports[0].containerPort);
     expect(portOf(container.readinessProbe.httpGet.port)).toBe(container.ports[0].containerPort);
   });
