@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { redactUrl } from "./address.ts";
+import { LIVENESS_PATH } from "./backends.ts";
 import { litellmUrl, type Config } from "./config.ts";
 import { ENDPOINTS } from "./endpoints.ts";
 import { analyzeChain, litellmMasterKey, type ChainProblem, type ChainReport } from "./litellm-config.ts";
@@ -101,7 +102,7 @@ export async function runDoctor(options: DoctorOptions): Promise<number> {
   for (const url of config.backends) {
     // Shown without a password its URL may carry.
     const backend = redactUrl(url);
-    const alive = await get(url + "/health/liveliness");
+    const alive = await get(url + LIVENESS_PATH);
     if (!alive?.ok) {
       const fix = config.litellm.spawn
         ? `start memproxy, which starts LiteLLM: memproxy --config ${config.source}`

@@ -4,6 +4,8 @@
 export type ErrorCode =
   | "invalid_user_id"
   | "invalid_request"
+  | "invalid_headers"
+  | "unsupported_media_type"
   | "forbidden_user_id"
   | "unauthorized"
   | "misdirected_request"

@@ -1,4 +1,5 @@
 // The status page's HTTP side: the page's files, its JSON snapshot, its event stream and the rule tester.
+import { errorResponse, ProxyError, type ErrorCode } from "./errors.ts";
 import { contentLength, headerMap, type HeaderMap } from "./http.ts";
 import type { StatusBoard } from "./status.ts";
 import appCss from "./ui/app.css" with { type: "text" };
@@ -164,10 +165,9 @@ function json(body: unknown, status = 200): Response {
   return new Response(JSON.stringify(body), { status, headers: { ...UI_SECURITY_HEADERS, "content-type": "application/json" } });
 }
 
-/** An error in memproxy's error shape (OpenAI's, with Anthropic's top-level type). */
-function uiError(status: number, code: string, message: string, extra: Record<string, string> = {}): Response {
-  const body = { type: "error", error: { message, type: status >= 500 ? "server_error" : "invalid_request_error", param: null, code } };
-  return new Response(JSON.stringify(body), { status, headers: { ...UI_SECURITY_HEADERS, "content-type": "application/json", ...extra } });
+/** An error in memproxy's error shape, with the page's security headers. */
+function uiError(status: number, code: ErrorCode, message: string, extra: Record<string, string> = {}): Response {
+  return errorResponse(new ProxyError(status, code, message, { ...UI_SECURITY_HEADERS, ...extra }));
 }
 
 function notAllowed(allow: string): Response {
