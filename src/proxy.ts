@@ -159,9 +159,10 @@ export async function forward(req: Request, pathAndQuery: string, opts: ForwardO
       // Bun's own fetch idle timeout (about 5 minutes) would cut a silent LLM call: the timers here rule.
       timeout: false,
     });
-    // A small answer of announced length (a non-streamed completion, a model list) is taken whole:
-    // it holds back nothing a client could use, and it is still covered by the first-byte timeout. (The answer's `body` is not
-    // looked at to see whether it has one: that makes it a stream; the method and status tell.)
+    // A small answer of announced length (a non-streamed completion, a model list) is taken whole: it
+    // holds back nothing a client could use, and it is still covered by the first-byte timeout. (The
+    // answer's `body` is not looked at to see whether it has one: that makes it a stream; the method and
+    // status tell.)
     seen = headerMap(res.headers);
     if (responseHasBody(req.method, res.status) && isSmallFixedBody(seen)) small = await res.bytes();
   } catch (err) {

@@ -48,7 +48,7 @@ export const KNOWN_TOOLS: readonly KnownTool[] = [
     // "claude-cli/2.1.332 (external, sdk-cli)"; interactive "(external, cli)"; VS Code extension "(external, claude-vscode)".
     rules: [
       { header: UA, pattern: "claude-cli/" },
-      { header: UA, pattern: "Claude Code/.*" }, // the original design's rule
+      { header: UA, pattern: "Claude Code/.*" }, // must stay: the original design routes it here, and its configs rely on that
     ],
     recognisable: true,
     note: "Its first request, a HEAD probe of the base URL, says User-Agent Bun/<version>: a generic product, so it goes to the default id (it carries no body).",
@@ -161,7 +161,8 @@ export const KNOWN_TOOLS: readonly KnownTool[] = [
     key: "vscode-copilot",
     name: "GitHub Copilot Chat (VS Code)",
     userId: "vscode-copilot",
-    // "GitHubCopilotChat/<version>"; "Editor-Version: vscode/<version>" on GitHub's endpoints; the original design's vscode/ rule.
+    // "GitHubCopilotChat/<version>"; "Editor-Version: vscode/<version>" on GitHub's endpoints. "vscode/" must stay:
+    // the original design routes it here, and its configs rely on that.
     rules: [
       { header: UA, pattern: "GitHubCopilotChat/" },
       { header: UA, pattern: "vscode/.*" },
