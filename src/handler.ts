@@ -68,8 +68,9 @@ interface Endpoint {
   readonly methods: readonly string[];
   /** Answered without an access key (liveness probes). */
   readonly open?: boolean;
-  /** The answer; undefined when the endpoint is switched off (the request is then forwarded). */
-  answer(req: Request, s: State, ctx: RequestContext): Answer | undefined;
+  /** Whether the configuration has it on (default: always); when off, its path is forwarded like any other. */
+  on?(s: State): boolean;
+  answer(req: Request, s: State, ctx: RequestContext): Answer;
 }
 
 const GET = ["GET", "HEAD"] as const;
@@ -83,18 +84,24 @@ const OWN: ReadonlyMap<string, Endpoint> = new Map<string, Endpoint>([
   [ENDPOINTS.health, { methods: GET, answer: (_req, s) => health(s) }],
   [ENDPOINTS.readiness, { methods: GET, answer: (_req, s) => readiness(s) }],
   [ENDPOINTS.routingInfo, { methods: GET, answer: (_req, s, ctx) => routingInfo(s, ctx) }],
-  [ENDPOINTS.metrics, { methods: GET, answer: (_req, s) => s.services.observation.metricsResponse() }],
+  [ENDPOINTS.metrics, { methods: GET, on: (s) => s.services.observation.metrics !== undefined, answer: (_req, s) => s.services.observation.metricsResponse()! }],
   [ENDPOINTS.stats, { methods: GET, answer: (_req, s) => s.services.observation.statsResponse() }],
 ]);
 
 const PAGE_PATHS: ReadonlySet<string> = new Set(Object.values(UI_PATHS));
 
+/** The endpoint memproxy answers at `path` under this configuration, if any. */
+function ownEndpoint(path: string, s: State): Endpoint | undefined {
+  const e = OWN.get(path);
+  return e && (e.on?.(s) ?? true) ? e : undefined;
+}
+
 /**
- * Whether memproxy answers this request itself (observed as its own, not as traffic): its endpoints and
- * its status page (but "/" only for GET: a client's HEAD / probe goes to the backend).
+ * Whether memproxy answers this request itself (observed as its own, not as traffic): its endpoints that
+ * are on and its status page (but "/" only for GET: a client's HEAD / probe goes to the backend).
  */
-export function isOwnPath(path: string, method: string): boolean {
-  return OWN.has(path) || (PAGE_PATHS.has(path) && (path !== UI_PATHS.root || method === "GET"));
+export function isOwnPath(path: string, method: string, s: State): boolean {
+  return ownEndpoint(path, s) !== undefined || (PAGE_PATHS.has(path) && (path !== UI_PATHS.root || method === "GET"));
 }
 
 /**
@@ -110,7 +117,7 @@ export function handle(req: Request, s: State, ctx: RequestContext): Answer {
     const page = ui.handle(req, ctx.path, ctx.headers);
     if (page !== undefined) return stamped(page, ctx);
   }
-  const own = OWN.get(ctx.path);
+  const own = ownEndpoint(ctx.path, s);
   if (!own?.open && s.access && !s.access(ctx.headers)) {
     return refuse(
       ctx,
@@ -128,9 +135,7 @@ export function handle(req: Request, s: State, ctx: RequestContext): Answer {
   if (!own.methods.includes(req.method)) {
     return refuse(ctx, new ProxyError(405, "method_not_allowed", `${ctx.path} is memproxy's own endpoint and answers ${own.methods.join(" and ")} only`, { allow: own.methods.join(", ") }));
   }
-  const answer = own.answer(req, s, ctx);
-  if (answer === undefined) return proxied(req, s, ctx);
-  return stamped(answer, ctx);
+  return stamped(own.answer(req, s, ctx), ctx);
 }
 
 function stamped(answer: Answer, ctx: RequestContext): Answer {

@@ -112,7 +112,7 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
     const url = req.url;
     const path = pathOf(url);
     const id = requestIdFor(headers);
-    const ctx = new Call(req, srv, id, url, path, headers, observation.begin(req, id, path, headers, isOwnPath(path, req.method)), idleSeconds);
+    const ctx = new Call(req, srv, id, url, path, headers, observation.begin(req, id, path, headers, isOwnPath(path, req.method, s)), idleSeconds);
     let res: Response | Promise<Response>;
     try {
       res = handle(req, s, ctx);

@@ -30,7 +30,7 @@ function served(yaml: string, litellm?: () => SupervisorStatus) {
     const id = `req-${++n}`;
     const pathOnly = path.split("?")[0]!;
     const headers = headerMap(req.headers);
-    const tap = observation.begin(req, id, pathOnly, headers, isOwnPath(pathOnly, req.method));
+    const tap = observation.begin(req, id, pathOnly, headers, isOwnPath(pathOnly, req.method, state));
     const ctx: RequestContext = {
       id,
       url: req.url,

@@ -436,11 +436,15 @@ describe("GET /metrics", () => {
     expect(sampleValue(await p.scrape(), "memproxy_supervisor_restarts_total")).toBe(1);
   });
 
-  test("with metrics disabled, /metrics is forwarded to the backend and stats say how to turn them on", async () => {
+  test("with metrics disabled, /metrics is forwarded to the backend (any method, as traffic) and stats say how to turn them on", async () => {
     await using b = startBackend();
     await using p = startObserved(config(b.url, "memproxy:\n  metrics: {enabled: false}\n"));
-    const res = await fetch(p.url + "/metrics");
+    const res = await fetch(p.url + "/metrics", { headers: { "x-request-id": "metrics-get" } });
     expect(((await res.json()) as { path: string }).path).toBe("/metrics");
+    const post = await fetch(p.url + "/metrics", { method: "POST", body: "{}", headers: { "content-type": "application/json" } });
+    expect(post.status).toBe(200);
+    expect(b.received.map((r) => `${r.method} ${r.path}`)).toEqual(["GET /metrics", "POST /metrics"]);
+    expect(await p.accessLine("metrics-get")).toMatchObject({ level: "info", status: 200, user_id: "default-dev" });
     const stats = await fetch(p.url + ENDPOINTS.stats);
     expect(stats.status).toBe(404);
     expect(((await stats.json()) as { error: { message: string } }).error.message).toContain("memproxy.metrics.enabled");
