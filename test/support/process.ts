@@ -23,23 +23,25 @@ export async function runToEnd(
   cmd: string[],
   options: { cwd?: string; env?: Record<string, string | undefined>; stdin?: string; timeoutMs?: number } = {},
 ): Promise<Finished> {
-  const proc = Bun.spawn(cmd, {
+  const limited = options.timeoutMs !== undefined;
+  // With a time limit the command leads a process group of its own (setsid execs it, same pid), so that
+  // the children it started are killed with it.
+  const proc = Bun.spawn(limited ? ["setsid", ...cmd] : cmd, {
     cwd: options.cwd,
     env: options.env ?? process.env,
     stdin: options.stdin === undefined ? "ignore" : new TextEncoder().encode(options.stdin),
     stdout: "pipe",
     stderr: "pipe",
-    ...(options.timeoutMs === undefined ? {} : { timeout: options.timeoutMs, killSignal: "SIGKILL" as const }),
   });
   // Past the time, once it has exited, its output is what came until then (plus a moment to drain the pipes):
-  // children it left behind may hold them open.
+  // a child that left the group may hold them open.
   let timer: Timer | undefined;
-  const cut =
-    options.timeoutMs === undefined
-      ? undefined
-      : new Promise<void>((resolve) => (timer = setTimeout(resolve, options.timeoutMs)))
-          .then(() => proc.exited)
-          .then(() => Bun.sleep(DRAIN_MS));
+  const cut = !limited
+    ? undefined
+    : new Promise<void>((resolve) => (timer = setTimeout(resolve, options.timeoutMs)))
+        .then(() => killGroup(proc.pid, "SIGKILL"))
+        .then(() => proc.exited)
+        .then(() => Bun.sleep(DRAIN_MS));
   try {
     const [stdout, stderr, code] = await Promise.all([textOf(proc.stdout, cut), textOf(proc.stderr, cut), proc.exited]);
     return { stdout, stderr, code };
@@ -55,7 +57,7 @@ const DRAIN_MS = 200;
 async function textOf(stream: ReadableStream<Uint8Array>, cut?: Promise<void>): Promise<string> {
   if (!cut) return stream.text();
   const reader = stream.getReader();
-  void cut.then(() => reader.cancel());
+  void cut.then(() => reader.cancel()).catch(() => {});
   const decoder = new TextDecoder();
   let text = "";
   for (;;) {
@@ -130,10 +132,12 @@ export function processGroup(pgid: number): number[] {
 
 /** Sends `signal` to every process of group `pgid`; nothing if the group is gone already. */
 export function killGroup(pgid: number, signal: NodeJS.Signals): void {
+  // -0 and -1 would signal the test runner's own group, or every process of the user.
+  if (!Number.isInteger(pgid) || pgid <= 1) throw new Error(`killGroup: ${pgid} is not a process group of a child`);
   try {
     process.kill(-pgid, signal);
-  } catch {
-    // the group is gone already
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
   }
 }
 
