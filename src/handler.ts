@@ -10,7 +10,7 @@ import { redactedHeaders } from "./headers.ts";
 import { contentLength, requestHasBody, type HeaderMap } from "./http.ts";
 import type { ChainReport } from "./litellm-config.ts";
 import { conversationIdFrom } from "./memory.ts";
-import type { Exchange, Observation } from "./observe.ts";
+import { metricsResponse, type Exchange, type Observation } from "./observe.ts";
 import { smallJsonBody } from "./request-model.ts";
 import { REQUEST_ID_HEADER } from "./request-id.ts";
 import { pathAndQuery } from "./request-target.ts";
@@ -84,7 +84,8 @@ const OWN: ReadonlyMap<string, Endpoint> = new Map<string, Endpoint>([
   [ENDPOINTS.health, { methods: GET, answer: (_req, s) => health(s) }],
   [ENDPOINTS.readiness, { methods: GET, answer: (_req, s) => readiness(s) }],
   [ENDPOINTS.routingInfo, { methods: GET, answer: (_req, s, ctx) => routingInfo(s, ctx) }],
-  [ENDPOINTS.metrics, { methods: GET, on: (s) => s.services.observation.metrics !== undefined, answer: (_req, s) => s.services.observation.metricsResponse()! }],
+  // Answered only when on(), i.e. with metrics set.
+  [ENDPOINTS.metrics, { methods: GET, on: (s) => s.services.observation.metrics !== undefined, answer: (_req, s) => metricsResponse(s.services.observation.metrics!) }],
   [ENDPOINTS.stats, { methods: GET, answer: (_req, s) => s.services.observation.statsResponse() }],
 ]);
 

@@ -59,12 +59,6 @@ export class Observation {
     return new Exchange(this, req, id, path, headers, own);
   }
 
-  /** GET /metrics: the Prometheus text; undefined when metrics are disabled (the path is then forwarded). */
-  metricsResponse(): Response | undefined {
-    if (!this.metrics) return undefined;
-    return new Response(this.metrics.render(), { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });
-  }
-
   /** GET /memory-routing/stats: the JSON summary, or 404 saying how to turn metrics on. */
   statsResponse(): Response {
     if (!this.metrics) {
@@ -354,4 +348,9 @@ function ms(x: number): number {
 /** An error for the log: its message, with any password in a URL hidden. */
 function redactedMessage(err: unknown): string {
   return redactUrl(err instanceof ProxyError ? err.message : err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+}
+
+/** GET /metrics: the Prometheus text (with metrics off the path is not memproxy's, and is forwarded). */
+export function metricsResponse(metrics: Metrics): Response {
+  return new Response(metrics.render(), { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });
 }
