@@ -2,7 +2,7 @@
 // `memproxy setup <tool>` says, run non-interactively against the compiled memproxy on its embedded default
 // config, in front of a fake provider: the provider must receive the tool's memory id, the tool must print the
 // provider's answer, and what the tool sent must still fit its row in test/e2e/clients/CLIENTS.md.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -10,7 +10,7 @@ import { setupText } from "../../src/setup.ts";
 import { findTool, verifiedTestName } from "../../src/tools.ts";
 import type { Received } from "../support/backend.ts";
 import { compiledBinary, spawnMemproxy, type MemproxyProcess } from "../support/memproxy.ts";
-import { runToEnd } from "../support/process.ts";
+import { killGroup, runToEnd } from "../support/process.ts";
 import { clientRows, templateRegex } from "./clients/clients-table.ts";
 import { isGeneration, startProviders, type FakeProviders } from "./support/providers.ts";
 import { evaluateExports, setupParts } from "../support/setup-text.ts";
@@ -19,7 +19,8 @@ const ROOT = join(import.meta.dir, "..", "..");
 const CUSTOM_HEADER = "x-memory-user-id"; // the embedded default config's
 const PROJECT_ID = "my-project"; // the per-project id `memproxy setup` shows
 const KEY = "sk-memproxy-e2e-litellm-key";
-const RUN_TIMEOUT_MS = 180_000;
+/** The longest one test of a tool may take (bun fails it then; afterEach kills what still runs). */
+const TOOL_TEST_TIMEOUT_MS = 210_000;
 
 /** The folder setup-clients.sh installs into (asked of the script itself, so that the pins live in one place). */
 function clientsDir(): string {
@@ -81,6 +82,13 @@ describe.if(!missing)("real clients through the compiled memproxy", () => {
     setupFromBinary = /memproxy setup\b/.test(help);
   }, 120_000);
 
+  // A tool still running when its test ended (it timed out) is killed with all it started.
+  const running = new Set<number>();
+  afterEach(() => {
+    for (const group of running) killGroup(group, "SIGKILL");
+    running.clear();
+  });
+
   afterAll(async () => {
     await memproxy?.[Symbol.asyncDispose]();
     await provider?.stop();
@@ -131,7 +139,7 @@ describe.if(!missing)("real clients through the compiled memproxy", () => {
   /** Runs one command of a tool and checks both sides: what the provider got, what the tool printed. */
   async function runAndCheck(key: string, run: { cmd: string[]; cwd: string; env: Record<string, string> }, expectedId: string) {
     const before = provider.received.length;
-    const { stdout, stderr, code } = await runToEnd(run.cmd, { cwd: run.cwd, env: run.env, timeoutMs: RUN_TIMEOUT_MS });
+    const { stdout, stderr, code } = await runToEnd(run.cmd, { cwd: run.cwd, env: run.env, group: true, started: (pid) => running.add(pid) });
     // memproxy's own checks of its backend are not the tool's.
     const got = provider.received.slice(before).filter((r) => !r.path.startsWith("/health/"));
     const context = `${run.cmd.map((c) => c.split("/").at(-1)).join(" ")} exited ${code}\n--- stdout\n${tail(stdout)}\n--- stderr\n${tail(stderr)}\n--- requests\n${got.map(summary).join("\n")}`;
@@ -168,12 +176,12 @@ describe.if(!missing)("real clients through the compiled memproxy", () => {
     test(verifiedTestName(key), async () => {
       const { project, env } = await configure(key, false);
       await runAndCheck(key, { cmd: CLI[key]!(prompt()), cwd: project, env }, tool.userId);
-    }, RUN_TIMEOUT_MS + 30_000);
+    }, TOOL_TEST_TIMEOUT_MS);
 
     test(`${verifiedTestName(key)}, per-project memory`, async () => {
       const { project, env } = await configure(key, true);
       await runAndCheck(key, { cmd: CLI[key]!(prompt()), cwd: project, env }, PROJECT_ID);
-    }, RUN_TIMEOUT_MS + 30_000);
+    }, TOOL_TEST_TIMEOUT_MS);
   }
 
   test(verifiedTestName("jetbrains"), async () => {

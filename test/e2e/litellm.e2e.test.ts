@@ -14,7 +14,7 @@ import { startFakeProvider, type FakeProvider } from "../support/fake-provider.t
 import { startFakeSupermemory, type FakeSupermemory } from "../support/fake-supermemory.ts";
 import { parsePrometheus, sampleValue } from "../support/prometheus.ts";
 import { compiledBinary, spawnMemproxy, type MemproxyProcess } from "../support/memproxy.ts";
-import { freePort, gone, killGroup, processGroup, runToEnd, survivors, type Finished } from "../support/process.ts";
+import { freePort, killGroup, processGroup, runToEnd, survivors, type Finished } from "../support/process.ts";
 import { headerMap } from "../../src/http.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -290,7 +290,7 @@ describe.skipIf(Boolean(missing))("memproxy --spawn-litellm with the real LiteLL
     const pid: number = (await health(url)).litellm.pid;
     mp!.proc.kill("SIGTERM");
     expect(await mp!.exited).toBe(0);
-    expect(gone(pid)).toBe(true);
+    expect(await survivors([pid], 0)).toEqual([]);
   });
 });
 

@@ -10,70 +10,75 @@ export { freePort, lines };
 export interface Finished {
   stdout: string;
   stderr: string;
-  /** Its exit code; 128 + the signal's number when a signal ended it (137 when `timeoutMs` ran out). */
+  /** Its exit code; 128 + the signal's number when a signal ended it. */
   code: number;
 }
 
 /**
- * Runs `cmd` to its end and collects its output (stdin closed, or `stdin`'s text). With `timeoutMs`, a process
- * still running then is killed with SIGKILL, and reported (code 137) with what it had printed, even if
- * children it started still hold its output open.
+ * Runs `cmd` to its end and collects its output (stdin closed, or `stdin`'s text).
+ * @param options.group run it as the leader of a process group of its own (under setsid, same pid): when it
+ *   exits, what it started and left running is killed, so nothing it started outlives it or holds its output
+ *   open. `started` gets the pid (the group's id) at once, for a cleanup that must also cover a test that
+ *   timed out while the command ran.
  */
 export async function runToEnd(
   cmd: string[],
-  options: { cwd?: string; env?: Record<string, string | undefined>; stdin?: string; timeoutMs?: number } = {},
+  options: { cwd?: string; env?: Record<string, string | undefined>; stdin?: string; group?: boolean; started?: (pid: number) => void } = {},
 ): Promise<Finished> {
-  const limited = options.timeoutMs !== undefined;
-  // With a time limit the command leads a process group of its own (setsid execs it, same pid), so that
-  // the children it started are killed with it.
-  const proc = Bun.spawn(limited ? ["setsid", ...cmd] : cmd, {
+  const proc = Bun.spawn(options.group ? ["setsid", ...cmd] : cmd, {
     cwd: options.cwd,
     env: options.env ?? process.env,
     stdin: options.stdin === undefined ? "ignore" : new TextEncoder().encode(options.stdin),
     stdout: "pipe",
     stderr: "pipe",
   });
-  // Past the time, once it has exited, its output is what came until then (plus a moment to drain the pipes):
-  // a child that left the group may hold them open.
-  let timer: Timer | undefined;
-  const cut = !limited
-    ? undefined
-    : new Promise<void>((resolve) => (timer = setTimeout(resolve, options.timeoutMs)))
-        .then(() => killGroup(proc.pid, "SIGKILL"))
-        .then(() => proc.exited)
-        .then(() => Bun.sleep(DRAIN_MS));
-  try {
-    const [stdout, stderr, code] = await Promise.all([textOf(proc.stdout, cut), textOf(proc.stderr, cut), proc.exited]);
-    return { stdout, stderr, code };
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** How long runToEnd() still reads a timed-out process's output after it exited. */
-const DRAIN_MS = 200;
-
-/** A stream's text to its end, or (with `cut`) until `cut` resolves. */
-async function textOf(stream: ReadableStream<Uint8Array>, cut?: Promise<void>): Promise<string> {
-  if (!cut) return stream.text();
-  const reader = stream.getReader();
-  void cut.then(() => reader.cancel()).catch(() => {});
-  const decoder = new TextDecoder();
-  let text = "";
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return text + decoder.decode();
-    text += decoder.decode(value, { stream: true });
-  }
+  options.started?.(proc.pid);
+  const exited = options.group ? proc.exited.then((code) => (killGroup(proc.pid, "SIGKILL"), code)) : proc.exited;
+  const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), exited]);
+  return { stdout, stderr, code };
 }
 
 /**
- * Resolves when the process `pid` (not necessarily our child) has exited. coreutils' `tail --pid` waits for
- * it; this process only awaits tail's exit, so nothing here spins.
+ * Waits until every process in `pids` (not necessarily our children) has ended, or `withinMs` has passed. A
+ * zombie counts as ended: it runs nothing, and the init of some containers never reaps it. The kernel tells:
+ * Python waits on each process's pidfd, which becomes readable when the process ends (Linux 5.3).
+ * @returns the pids still running.
  */
+async function untilGone(pids: number[], withinMs: number | null): Promise<number[]> {
+  if (pids.length === 0) return [];
+  const waiter = Bun.spawn(["python3", "-c", PIDFD_WAIT, String(withinMs ?? -1), ...pids.map(String)], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const [out, err, code] = await Promise.all([waiter.stdout.text(), waiter.stderr.text(), waiter.exited]);
+  if (code !== 0) throw new Error(`waiting for pids ${pids.join(" ")} failed: ${err}`);
+  return out.split(/\s+/).filter(Boolean).map(Number);
+}
+
+/** argv: the limit in ms (negative: none), then the pids; prints the pids still running at the end. */
+const PIDFD_WAIT = `
+import os, select, sys, time
+limit = float(sys.argv[1])
+deadline = time.monotonic() + limit / 1000 if limit >= 0 else None
+poll, waiting = select.poll(), {}
+for p in map(int, sys.argv[2:]):
+    try:
+        fd = os.pidfd_open(p)
+    except ProcessLookupError:
+        continue
+    poll.register(fd, select.POLLIN)
+    waiting[fd] = p
+while waiting:
+    left = None if deadline is None else max(0, deadline - time.monotonic()) * 1000
+    events = poll.poll(left)
+    if not events:
+        break
+    for fd, _ in events:
+        poll.unregister(fd)
+        waiting.pop(fd)
+print(" ".join(map(str, waiting.values())))
+`;
+
+/** Resolves when the process `pid` (not necessarily our child) has ended (a zombie counts as ended). */
 export async function waitForExit(pid: number): Promise<void> {
-  const tail = Bun.spawn(["tail", `--pid=${pid}`, "-s", "0.05", "-f", "/dev/null"], { stdout: "ignore", stderr: "ignore", stdin: "ignore" });
-  await tail.exited;
+  await untilGone([pid], null);
 }
 
 /** Whether a process with this pid exists now. */
@@ -86,32 +91,12 @@ export function alive(pid: number): boolean {
   }
 }
 
-/** Whether a process is gone. A zombie counts as gone: it runs nothing, and the init of some containers never reaps it. */
-export function gone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "ESRCH";
-  }
-  return processState(pid) === "Z";
-}
-
-/** How often survivors() looks again: a timer, so the wait holds no core. */
-const GONE_POLL_MS = 25;
-
 /**
  * The processes still there among `pids` (each as "pid command line"), after waiting up to `withinMs` for
- * signals already sent to take effect. It looks again every few milliseconds on a timer, rather than
- * waitForExit()'s `tail --pid`, because to tail a zombie is alive; and tail polls too.
+ * signals already sent to take effect (a zombie counts as gone).
  */
 export async function survivors(pids: number[], withinMs = 5_000): Promise<string[]> {
-  const deadline = Date.now() + withinMs;
-  let left = pids.filter((p) => !gone(p));
-  while (left.length > 0 && Date.now() < deadline) {
-    await Bun.sleep(Math.min(GONE_POLL_MS, deadline - Date.now()));
-    left = left.filter((p) => !gone(p));
-  }
-  return left.map((p) => `${p} ${commandLine(p)}`);
+  return (await untilGone(pids, withinMs)).map((p) => `${p} ${commandLine(p)}`);
 }
 
 /** The pids in process group `pgid` now (from /proc, or from ps where there is none). */
@@ -141,19 +126,13 @@ export function killGroup(pgid: number, signal: NodeJS.Signals): void {
   }
 }
 
-/** A process's state letter (R, S, Z, ...), from /proc, or from ps where there is no /proc. */
-function processState(pid: number): string | undefined {
-  if (existsSync("/proc/self/stat")) return processStat(pid)?.state;
-  return Bun.spawnSync(["ps", "-o", "stat=", "-p", String(pid)]).stdout.toString().trim()[0];
-}
-
-/** A process's state letter and process group, from /proc/PID/stat; undefined once it is gone. */
-function processStat(pid: number): { state: string; pgrp: number } | undefined {
+/** A process's group, from /proc. */
+function processStat(pid: number): { pgrp: number } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     // The command name in parentheses may contain spaces: the fields after it are state, ppid, pgrp, ...
-    const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return { state: state!, pgrp: Number(pgrp) };
+    const [, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { pgrp: Number(pgrp) };
   } catch {
     return undefined;
   }
