@@ -74,6 +74,8 @@ const Duration = v.pipe(
   }),
 );
 
+// Its check is the pipe's last step: a URL it refuses stays "typed", so that the union below reports this
+// message (which hides a password) instead of its own. The trailing slash goes in ConfigSchema's transform.
 const BackendUrl = v.pipe(
   v.string(),
   v.trim(),
@@ -84,8 +86,7 @@ const BackendUrl = v.pipe(
     } catch {
       return false;
     }
-  }, (i) => `expected an http:// or https:// URL without query, got ${JSON.stringify(redactUrl(String(i.input)))}`),
-  v.transform((s) => s.replace(/\/+$/, "")),
+  }, (i) => `expected an http:// or https:// URL without query or fragment, got ${JSON.stringify(redactUrl(String(i.input)))}`),
 );
 
 const PatternRule = v.strictObject({
@@ -269,7 +270,7 @@ export const ConfigSchema = v.pipe(
     user_id_mappings: v.optional(UserIdMappings, {}),
     litellm_backend_url: v.optional(
       v.union([BackendUrl, v.pipe(v.array(BackendUrl), v.minLength(1, "needs at least one URL"))], (i) =>
-        `expected a URL or a list of URLs, got ${JSON.stringify(i.input)}`,
+        `expected a URL or a list of URLs, got ${redactUrl(JSON.stringify(i.input))}`,
       ),
     ),
     memproxy: v.optional(MemproxySection, {}),
@@ -277,7 +278,7 @@ export const ConfigSchema = v.pipe(
   v.transform(({ user_id_mappings: routing, litellm_backend_url: url, memproxy: m }) => ({
     routing: { ...routing, header_patterns: routing.header_patterns ?? [] },
     /** The backends' base URLs: litellm_backend_url, else the LiteLLM of memproxy.litellm. */
-    backends: Array.isArray(url) ? url : url ? [url] : [litellmUrl(m.litellm)],
+    backends: (Array.isArray(url) ? url : url ? [url] : [litellmUrl(m.litellm)]).map((u) => u.replace(/\/+$/, "")),
     /** Whether litellm_backend_url was given; if not, the backend follows a spawned LiteLLM's port. */
     backendExplicit: url !== undefined,
     litellm: m.litellm,

@@ -242,7 +242,7 @@ describe("memproxy (compiled)", () => {
       [["--config", tmp.file("missing.yaml")], /file not found\. Pass an existing YAML file to --config; to start one, copy config\.example\.yaml/],
       [["check", "--config", dir], /it is a directory; pass the YAML file inside it/],
       [["--port", "70000"], /^--port: must be at most 65535, got 70000$/m],
-      [["--backend", "ftp://x"], /^--backend: expected a URL or a list of URLs, got "ftp:\/\/x"$/m],
+      [["--backend", "ftp://x"], /^--backend: expected an http:\/\/ or https:\/\/ URL without query or fragment, got "ftp:\/\/x"$/m],
       [["--litellm-port", "0"], /^--litellm-port: must be at least 1, got 0$/m],
       [["--frobnicate"], /Unknown option '--frobnicate'/],
       [["frobnicate"], /unknown command 'frobnicate'/],

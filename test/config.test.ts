@@ -93,13 +93,28 @@ memproxy:
       expect.stringMatching(/^config\.yaml: user_id_mappings\.custom_header: not a valid HTTP header name/),
       expect.stringMatching(/^config\.yaml: user_id_mappings\.header_patterns\[0\]\.extra: unknown setting "extra"/),
       expect.stringMatching(/^config\.yaml: user_id_mappings\.default_user_id: user id "has space" must be 1-100 characters of A-Z a-z 0-9 _ : -/),
-      expect.stringMatching(/^config\.yaml: litellm_backend_url: expected a URL/),
+      expect.stringMatching(/^config\.yaml: litellm_backend_url: expected an http:\/\/ or https:\/\/ URL without query or fragment, got "ftp:\/\/nope"$/),
       expect.stringMatching(/^config\.yaml: memproxy\.listen\.port: must be at most 65535/),
       expect.stringMatching(/^config\.yaml: memproxy\.forward\.first_byte_timeout: expected a duration/),
       expect.stringMatching(/^config\.yaml: memproxy\.forward\.keepalive_limit: must be at most 64, got 65/),
       expect.stringMatching(/^config\.yaml: memproxy\.forward\.keepalive_wait: must be at most 1s/),
       expect.stringMatching(/^config\.yaml: memproxy\.typo_section: unknown setting "typo_section"/),
     ]);
+  });
+
+  test("a refused backend URL is shown with its password hidden, and says why it was refused", () => {
+    expect(problems('litellm_backend_url: "http://user:hunter2@127.0.0.1:4000/?x=1"\n')).toEqual([
+      'config.yaml: litellm_backend_url: expected an http:// or https:// URL without query or fragment, got "http://user:[redacted]@127.0.0.1:4000/?x=1"',
+    ]);
+    expect(problems('litellm_backend_url: ["http://127.0.0.1:4000", "http://user:hunter2@127.0.0.1:4001/#f"]\n')).toEqual([
+      'config.yaml: litellm_backend_url[1]: expected an http:// or https:// URL without query or fragment, got "http://user:[redacted]@127.0.0.1:4001/#f"',
+    ]);
+    // Neither a URL nor a list of them: the whole value is shown, URLs in it still hidden.
+    expect(problems('litellm_backend_url: ["http://user:hunter2@127.0.0.1:4000", 5]\n')).toEqual([
+      'config.yaml: litellm_backend_url: expected a URL or a list of URLs, got ["http://user:[redacted]@127.0.0.1:4000",5]',
+    ]);
+    // Trailing slashes are dropped from accepted URLs.
+    expect(parseConfig('litellm_backend_url: ["http://127.0.0.1:4000/", "http://127.0.0.1:4001//"]\n', "c.yaml", {}).backends).toEqual(["http://127.0.0.1:4000", "http://127.0.0.1:4001"]);
   });
 
   test("broken YAML", () => {
@@ -247,7 +262,7 @@ describe("command-line values are checked by the same schema", () => {
       }
     })()!;
     expect(err.problems).toEqual([
-      "--backend: expected a URL or a list of URLs, got \"ftp://x\"",
+      "--backend: expected an http:// or https:// URL without query or fragment, got \"ftp://x\"",
       expect.stringMatching(/^--litellm-port: expected a whole number from 1 to 65535, got "abc"/),
       "--port: must be at most 65535, got 70000",
     ]);
