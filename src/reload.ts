@@ -37,6 +37,12 @@ export interface ReloaderOptions {
  * an empty file never replaces the running config (an editor truncates before it writes).
  */
 export class ConfigReloader {
+  /**
+   * The text of the last reload, whatever came of it (at first, the running config's). A change is a text
+   * other than this one: a file left broken or empty is not tried again at every event in its folder (a
+   * log written beside it), and a file put back as it was after a failed edit is reloaded, which clears
+   * the failure.
+   */
   private lastText: string | undefined;
   private queue: Promise<void> = Promise.resolve();
   private readonly watchers: FSWatcher[] = [];
@@ -71,13 +77,13 @@ export class ConfigReloader {
       if (why === "file changed" && text === this.lastText) return;
       text = await this.settled(text);
       if (why === "file changed" && text === this.lastText) return;
+      this.lastText = text;
       if (text.trim() === "") {
         this.options.failed([`${path}: the file is empty; the running config stays until it has content`]);
         logger.warn("config file is empty; keeping the running config", { reason: why, config: path });
         return;
       }
       const next = this.options.parse(text);
-      this.lastText = text;
       const running = this.options.running();
       if (running.access.keys.length && !next.access.keys.length) {
         logger.warn("the reloaded config has no access keys: memproxy now serves requests without one", { config: path });

@@ -94,6 +94,26 @@ describe("config hot reload", () => {
     expect(await mp.exited).toBe(0);
   });
 
+  test("a file put back as it was after a failed edit is reloaded: /health is healthy again", async () => {
+    await using backend = startBackend();
+    using tmp = tempDir("undo");
+    const path = tmp.file("config.yaml");
+    const original = configText(backend.url, "alpha");
+    writeFileSync(path, original);
+    await using mp = spawnMemproxy([bin, "--config", path]);
+    const url = await mp.listening();
+    replaceFile(path, original + "  bogus: 1\n");
+    await mp.waitForLine("config reload failed");
+    expect((await readJson(await fetch(url + "/health"))).status).toBe("degraded");
+    const mark = mp.lines.length;
+    replaceFile(path, original);
+    await mp.waitForLine("config reloaded", mark);
+    const health = await readJson(await fetch(url + "/health"));
+    expect(health.config.last_reload.ok).toBe(true);
+    expect(health.status).toBe("healthy");
+    expect(await userIdNow(url, backend)).toBe("alpha");
+  });
+
   test("SIGHUP re-reads the file; a changed listen address is reported, not applied", async () => {
     await using backend = startBackend();
     using tmp = tempDir("hup");
@@ -333,6 +353,54 @@ describe("ConfigReloader", () => {
     expect(applied).toEqual(["whole"]);
     expect(running.access.keys).toEqual(["a-strong-access-key-0123456789"]);
     expect(reads.length).toBe(3);
+    reloader.stop();
+  });
+  test("a file left broken or empty is tried once, not again at every event in its folder", async () => {
+    const path = "config.yaml";
+    const good = "user_id_mappings:\n  default_user_id: good\n";
+    let content = good;
+    let parsed = 0;
+    const failures: string[][] = [];
+    const applied: string[] = [];
+    let running: Config = parseConfig(good, path, {});
+    const reloader = new ConfigReloader(
+      {
+        path,
+        read: async () => content,
+        parse: (text) => {
+          parsed++;
+          return parseConfig(text, path, {});
+        },
+        running: () => running,
+        apply: (next) => {
+          applied.push(next.routing.default_user_id);
+          running = next;
+          return [];
+        },
+        failed: (problems) => failures.push(problems),
+        logger: createLogger({ format: "json", write: () => {} }),
+        watch: false,
+        settleMs: 1,
+      },
+      good,
+    );
+    content = good + "memproxy: {forwrd: 1}\n";
+    // The first event tries the broken file; the next ones (a log line written beside it) find it unchanged.
+    for (let i = 0; i < 3; i++) await reloader.reload("file changed");
+    expect(failures).toEqual([[expect.stringContaining("memproxy.forwrd: unknown setting")]]);
+    expect(parsed).toBe(1);
+    content = "";
+    for (let i = 0; i < 3; i++) await reloader.reload("file changed");
+    expect(failures).toHaveLength(2);
+    expect(failures[1]![0]).toContain("the file is empty");
+    // Put back as it was: reloaded, so the failure shown by /health is replaced by a success.
+    content = good;
+    await reloader.reload("file changed");
+    expect(applied).toEqual(["good"]);
+    // SIGHUP tries the file whatever it holds.
+    await reloader.reload("SIGHUP");
+    expect(applied).toEqual(["good", "good"]);
+    expect(failures).toHaveLength(2);
     reloader.stop();
   });
 });
