@@ -3,7 +3,7 @@
 import { redactUrl } from "./address.ts";
 import { CallGate } from "./call-gate.ts";
 import { ProxyError } from "./errors.ts";
-import { BackendFailure, forward, type ForwardObserver, type ForwardOptions } from "./proxy.ts";
+import { BackendFailure, CONNECTION_REFUSED, forward, isConnectionRefused, type ForwardObserver, type ForwardOptions } from "./proxy.ts";
 
 export interface BackendStatus {
   url: string;
@@ -287,7 +287,7 @@ export async function checkLiveness(url: string, timeoutMs: number, explain = fa
     if (!ok) error = `${LIVENESS_PATH} answered ${res.status}`;
   } catch (err) {
     const code = (err as { code?: string; name?: string }).code ?? (err as Error).name;
-    error = code === "ConnectionRefused" || code === "ECONNREFUSED" ? "connection refused: nothing listens there" : code === "TimeoutError" ? `no answer within ${timeoutMs} ms` : redactUrl((err as Error).message);
+    error = isConnectionRefused(code) ? CONNECTION_REFUSED : code === "TimeoutError" ? `no answer within ${timeoutMs} ms` : redactUrl((err as Error).message);
   }
   return explain ? { ok, error } : ok;
 }

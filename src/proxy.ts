@@ -208,6 +208,14 @@ function isSmallFixedBody(headers: HeaderMap): boolean {
   return !headers["content-type"]?.startsWith("text/event-stream");
 }
 
+/** What a refused connection means, said the same way in a 502, /health and the log. */
+export const CONNECTION_REFUSED = "connection refused: nothing listens there";
+
+/** Whether a fetch() error code is a refused connection (Bun has used both names). */
+export function isConnectionRefused(code: string | undefined): boolean {
+  return code === "ConnectionRefused" || code === "ECONNREFUSED";
+}
+
 /** fetch() error codes that mean no connection was made, so nothing was sent and a retry is safe. */
 const CONNECT_FAILURES = new Set(["ConnectionRefused", "ECONNREFUSED", "FailedToOpenSocket", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "DNSError"]);
 
@@ -250,7 +258,7 @@ function backendFailure(url: string, reason: unknown, err: unknown): BackendFail
   }
   const code = (err as { code?: string }).code ?? "";
   const kind = CONNECT_FAILURES.has(code) ? "connect" : "other";
-  const why = code === "ConnectionRefused" ? "connection refused" : code || redactUrl((err as Error).message);
+  const why = isConnectionRefused(code) ? CONNECTION_REFUSED : code || redactUrl((err as Error).message);
   return new BackendFailure(kind, backend, 502, `memproxy could not reach the backend ${backend}: ${why}`, err);
 }
 
