@@ -66,7 +66,7 @@ type Answer = Response | Promise<Response>;
 /** One of memproxy's own endpoints: the methods it answers, whether it needs an access key, and its answer. */
 interface Endpoint {
   readonly methods: readonly string[];
-  /** Answered without an access key (liveness probes). */
+  /** Answered without an access key (liveness and readiness probes). */
   readonly open?: boolean;
   /** Whether the configuration has it on (default: always); when off, its path is forwarded like any other. */
   on?(s: State): boolean;
@@ -82,7 +82,9 @@ const OWN: ReadonlyMap<string, Endpoint> = new Map<string, Endpoint>([
   [ENDPOINTS.liveness, { methods: GET, open: true, answer: () => json({ status: "alive" }) }],
   [ENDPOINTS.livenessAlias, { methods: GET, open: true, answer: () => json({ status: "alive" }) }],
   [ENDPOINTS.health, { methods: GET, answer: (_req, s) => health(s) }],
-  [ENDPOINTS.readiness, { methods: GET, answer: (_req, s) => readiness(s) }],
+  // Open like liveness: orchestrators' probes (Kubernetes, load balancers) cannot hold a key, and it tells only
+  // "ready" or "not ready".
+  [ENDPOINTS.readiness, { methods: GET, open: true, answer: (_req, s) => readiness(s) }],
   [ENDPOINTS.routingInfo, { methods: GET, answer: (_req, s, ctx) => routingInfo(s, ctx) }],
   // Answered only when on(), i.e. with metrics set.
   [ENDPOINTS.metrics, { methods: GET, on: (s) => s.services.observation.metrics !== undefined, answer: (_req, s) => metricsResponse(s.services.observation.metrics!) }],

@@ -29,14 +29,14 @@ describe("compileAccess", () => {
 });
 
 describe("access keys on the server", () => {
-  test("without a valid key: 401 in the OpenAI shape, nothing forwarded; own endpoints too, except liveness", async () => {
+  test("without a valid key: 401 in the OpenAI shape, nothing forwarded; own endpoints too, except liveness and readiness", async () => {
     await using b = startBackend();
     await using p = startProxy(`litellm_backend_url: ${b.url}\nmemproxy:\n  access:\n    keys: [os.environ/MP_TEST_KEY]\n`, { MP_TEST_KEY: KEY });
     for (const [path, init] of [
       ["/v1/chat/completions", { method: "POST", body: "{}" }],
       ["/health", {}],
       ["/memory-routing/info", {}],
-      ["/health/readiness", {}],
+      ["/metrics", {}],
     ] as const) {
       const res = await fetch(p.url + path, { ...init, headers: { authorization: "Bearer wrong-key-000000000" } });
       expect(res.status).toBe(401);
@@ -47,6 +47,10 @@ describe("access keys on the server", () => {
     }
     expect(b.received).toHaveLength(0);
     expect((await fetch(p.url + "/health/liveliness")).status).toBe(200);
+    // Probes hold no key: readiness answers, and tells nothing but whether memproxy can serve.
+    const ready = await fetch(p.url + "/health/readiness");
+    expect(ready.status).toBe(200);
+    expect(await readJson(ready)).toEqual({ status: "ready", litellm_backend: "up" });
     const ok = await fetch(p.url + "/v1/chat/completions", { method: "POST", body: "{}", headers: { "x-api-key": KEY } });
     expect(ok.status).toBe(200);
     expect(b.received).toHaveLength(1);

@@ -68,10 +68,11 @@ describe("memproxy's own endpoints, from the path table", () => {
     expect(b.received).toHaveLength(0);
   });
 
-  test("with access keys: liveness and the page's files are open, everything else needs a key", async () => {
+  test("with access keys: liveness, readiness and the page's files are open, everything else needs a key", async () => {
     await using b = startBackend();
     await using h = served(`litellm_backend_url: ${b.url}\nmemproxy:\n  access:\n    keys: ["${KEY}"]\n`);
     expect((await h.serve("/health/liveliness")).status).toBe(200);
+    expect((await h.serve("/health/readiness")).status).toBe(200);
     expect((await h.serve("/ui")).status).toBe(200);
     expect((await h.serve("/ui/app.js")).status).toBe(200);
     for (const path of ["/health", "/metrics", "/memory-routing/info", "/ui/api/state", "/v1/models"]) {
