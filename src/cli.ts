@@ -1,6 +1,6 @@
 // The command line: a thin shell over the library. Only this file reads argv, handles signals and exits.
+import { ArgsError, readArgs } from "./args.ts";
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { shownUrls, urlOf } from "./address.ts";
 import { startApp, type App } from "./app.ts";
 import { ConfigError, fileProblem, loadConfig, parseConfig, readConfigText, USER_ID_RULE, type Config, type ConfigOverride } from "./config.ts";
@@ -79,7 +79,7 @@ const OPTIONS = {
   version: { type: "boolean", short: "v" },
 } as const;
 
-type Options = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>["values"];
+type Options = ReturnType<typeof readArgs<typeof OPTIONS>>["values"];
 
 /**
  * Runs memproxy's command line.
@@ -91,9 +91,10 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
   if (argv[0] === "service") return serviceCommand(argv.slice(1), io);
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options: OPTIONS });
+    parsed = readArgs(argv, OPTIONS);
   } catch (err) {
-    return usage(io, (err as Error).message);
+    if (err instanceof ArgsError) return usage(io, err.message);
+    throw err;
   }
   const { values, positionals } = parsed;
   if (values.help) return io.out(HELP), 0;

@@ -1,10 +1,10 @@
 // `memproxy service install|uninstall|status`: memproxy as a background service (a systemd user unit on
 // Linux, a launchd agent on macOS: service-systemd.ts, service-launchd.ts) that starts and supervises
 // LiteLLM, with its config and environment file (service-stack.ts, service-env-file.ts).
+import { ArgsError, readArgs } from "./args.ts";
 import { stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { COMPILED } from "./compiled.ts";
 import { ConfigError, parseConfig, type Config } from "./config.ts";
 import { shownUrls, urlOf } from "./address.ts";
@@ -53,18 +53,14 @@ const MASTER_KEY = "LITELLM_MASTER_KEY";
 export async function serviceCommand(args: string[], io: ServiceIO, env: Partial<ServiceEnv> = {}): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        config: { type: "string", short: "c" },
-        "dry-run": { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
+    parsed = readArgs(args, {
+      config: { type: "string", short: "c" },
+      "dry-run": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
     });
   } catch (err) {
-    return usage(io, (err as Error).message);
+    if (err instanceof ArgsError) return usage(io, err.message);
+    throw err;
   }
   const { values, positionals } = parsed;
   if (values.help) return io.out(HELP), 0;

@@ -516,6 +516,8 @@ describe("service uninstall", () => {
     expect(await s.run("restart")).toBe(2);
     expect(s.err).toContain("unknown service command 'restart'");
     expect(await s.run("status", "--config", "x.yaml")).toBe(2);
+    expect(await s.run("install", "--bogus")).toBe(2);
+    expect(s.err).toContain("memproxy: unknown option '--bogus'\nRun 'memproxy service --help' for usage.\n");
     expect(await serviceCommand(["install"], s.io, { platform: "win32", home: s.home, vars: s.vars, program: PROGRAM })).toBe(1);
     expect(s.err).toContain("supports Linux (systemd) and macOS (launchd), not win32");
   });
