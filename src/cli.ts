@@ -22,11 +22,12 @@ const HELP = `memproxy ${VERSION}: memory-routing proxy for AI coding tools, in 
 
 Usage:
   memproxy [--config FILE] [--host H] [--port N] [--backend URL] [--spawn-litellm]
+           [--litellm-command PATH] [--litellm-port N]
   memproxy check [--config FILE]
   memproxy explain [--config FILE] -H 'User-Agent: ...' [-H 'Name: value' ...]
   memproxy setup [TOOL] [--config FILE]
   memproxy doctor [--config FILE] [--no-live]
-  memproxy service install [--config FILE] [--dry-run] | service uninstall | service status
+  memproxy service install [--config FILE] [--dry-run] | service uninstall [--dry-run] | service status
   memproxy help | --help | --version
 
 Commands:

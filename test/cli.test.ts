@@ -34,6 +34,15 @@ describe("memproxy (compiled)", () => {
     for (const word of ["--config", "--host", "--port", "--backend", "check", "explain"]) expect(help.stdout).toContain(word);
   });
 
+  test("README's command line is --help's usage, line for line", async () => {
+    const readme = readFileSync(join(import.meta.dir, "..", "README.md"), "utf8");
+    const block = /## The command line\n\n```\n([\s\S]*?)```/.exec(readme)![1]!;
+    const help = (await run(["--help"])).stdout;
+    const usage = /Usage:\n([\s\S]*?)\n\n/.exec(help)![1]!;
+    const lines = (text: string) => text.split("\n").map((l) => l.trim()).filter(Boolean);
+    expect(lines(usage)).toEqual(lines(block));
+  });
+
   test("an unknown option is a usage error", async () => {
     const r = await run(["--bogus"]);
     expect(r.code).toBe(2);
