@@ -79,15 +79,21 @@ class BodyTooLarge extends Error {
   }
 }
 
-/** Passes a request body through, aborting the backend call once it exceeds `max` bytes. */
-function limitBody(body: ReadableStream<Uint8Array> | null, max: number | undefined, upstream: AbortController) {
-  if (!body || max === undefined) return body;
+/**
+ * Passes a streamed request body through: `uploaded` runs once the client has sent all of it, and a body
+ * over `max` bytes (when given: a chunked body) aborts the backend call.
+ */
+function uploadBody(body: ReadableStream<Uint8Array>, max: number | undefined, upstream: AbortController, uploaded: () => void) {
   let seen = 0;
   const reader = body.getReader();
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       const { done, value } = await reader.read();
-      if (done) return controller.close();
+      if (done) {
+        uploaded();
+        return controller.close();
+      }
+      if (max === undefined) return controller.enqueue(value);
       seen += value.byteLength;
       if (seen > max) {
         const err = new BodyTooLarge(max);
@@ -124,7 +130,13 @@ export async function forward(req: Request, pathAndQuery: string, opts: ForwardO
   if (opts.requestId) headers[REQUEST_ID_HEADER] = opts.requestId;
   const observer = opts.observer;
   const upstream = new AbortController();
-  const body = requestHasBody(req.method) ? (opts.body ?? limitBody(req.body, opts.maxBodyBytes, upstream) ?? undefined) : undefined;
+  // The first-byte timeout counts from the end of the upload: a body read ahead is whole now; a streamed one
+  // is sent as the client sends it, and until it has all come the client's idle timeout stays in force (a
+  // client that stalls mid-upload is cut by it, not held until the backend's first-byte timeout, which would
+  // blame the backend).
+  const streamed = requestHasBody(req.method) && opts.body === undefined && req.body !== null;
+  let uploadedAt = streamed ? undefined : performance.now();
+  const body = !requestHasBody(req.method) ? undefined : streamed ? uploadBody(req.body!, opts.maxBodyBytes, upstream, () => uploadDone()) : opts.body;
   let settled = false;
   const settle = () => {
     if (settled) return;
@@ -137,12 +149,22 @@ export async function forward(req: Request, pathAndQuery: string, opts: ForwardO
   // for a quick answer. A backend that takes longer than CLIENT_WATCH_MS gets the client watched (one
   // that left before is seen at once), so that an abandoned LLM call is cancelled.
   let watching = false;
-  let firstByteTimer = setTimeout(() => {
+  let headArrived = false;
+  let firstByteTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The call is long and the request all sent: now the wait is the backend's. */
+  const awaitHead = () => {
     opts.onLongCall?.();
+    firstByteTimer = setTimeout(() => upstream.abort(new FirstByteTimeout()), opts.firstByteTimeoutMs - (performance.now() - uploadedAt!));
+  };
+  const uploadDone = () => {
+    uploadedAt = performance.now();
+    if (watching && !headArrived) awaitHead();
+  };
+  const watchTimer = setTimeout(() => {
     watching = true;
     if (req.signal.aborted) return onClientAbort();
     req.signal.addEventListener("abort", onClientAbort, { once: true });
-    firstByteTimer = setTimeout(() => upstream.abort(new FirstByteTimeout()), opts.firstByteTimeoutMs - CLIENT_WATCH_MS);
+    if (uploadedAt !== undefined) awaitHead();
   }, Math.min(CLIENT_WATCH_MS, opts.firstByteTimeoutMs));
 
   let res: Response;
@@ -170,6 +192,8 @@ export async function forward(req: Request, pathAndQuery: string, opts: ForwardO
     settle();
     throw backendFailure(opts.backend, upstream.signal.reason ?? err, err);
   } finally {
+    headArrived = true;
+    clearTimeout(watchTimer);
     clearTimeout(firstByteTimer);
   }
 

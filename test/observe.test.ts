@@ -278,6 +278,29 @@ describe("the access line", () => {
     expect(sampleValue(await p.scrape(), "memproxy_requests_in_flight")).toBe(0);
   });
 
+  test(
+    "a client that stalls in the middle of a streamed upload is cut by the idle timeout (499); the backend is not blamed",
+    async () => {
+      // The recording backend reads the whole body before it answers, as any would.
+      await using b = startBackend();
+      await using p = startObserved(config(b.url, "memproxy:\n  listen: {idle_timeout: 1s}\n  forward: {first_byte_timeout: 120s}\n"));
+      const { promise: closed, resolve: onClose } = Promise.withResolvers<void>();
+      let reply = "";
+      const socket = await Bun.connect({
+        hostname: "127.0.0.1",
+        port: p.handle.port,
+        socket: { data: (_s, d) => void (reply += new TextDecoder().decode(d)), close: () => onClose() },
+      });
+      // Not JSON, so not read ahead: it streams to the backend as it comes, and 890 bytes never come.
+      socket.write("POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: 900\r\nx-request-id: stalled-upload\r\n\r\n0123456789");
+      await closed;
+      expect(reply).toBe("");
+      expect(await p.accessLine("stalled-upload")).toMatchObject({ status: 499, client_disconnected: true });
+      expect(p.lines.filter((l) => l.msg === "backend marked down")).toEqual([]);
+    },
+    30_000,
+  );
+
   test("at level warn only failures are written; own endpoints appear at debug", async () => {
     await using b = startBackend((req) => new Response("down", { status: new URL(req.url).pathname === "/fail" ? 503 : 200 }));
     await using quiet = startObserved(config(b.url), "warn");

@@ -306,6 +306,15 @@ describe("backend failures before the first byte", () => {
     expect(body.error.message).toBe(`memproxy could not reach the backend ${url}: connection refused: nothing listens there`);
   });
 
+  test("a body streamed through: the first-byte timeout runs once it is all sent, then 504", async () => {
+    // The recording backend reads the whole body, then never answers.
+    await using b = startBackend(() => new Promise<Response>(() => {}));
+    await using p = startProxy(CONFIG(b.url, "    first_byte_timeout: 300ms"));
+    const res = await fetch(p.url + "/v1/files", { method: "POST", body: new Blob(["x".repeat(100)]), headers: { "content-type": "application/octet-stream" } });
+    expect(res.status).toBe(504);
+    expect(b.received[0]!.body.byteLength).toBe(100);
+  });
+
   test("no answer within first_byte_timeout: 504", async () => {
     await using b = startBackend(() => new Promise<Response>(() => {}));
     await using p = startProxy(CONFIG(b.url, "    first_byte_timeout: 300ms"));
