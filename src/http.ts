@@ -46,3 +46,32 @@ export function contentLength(headers: HeaderMap): number | null | "invalid" {
   }
   return length ?? "invalid";
 }
+
+/**
+ * Reads a body whole, but no more than `max` bytes: a longer one (a chunked body announces no length) is
+ * cancelled as soon as it passes the limit, never buffered whole.
+ * @returns the bytes, or undefined when the body is longer than `max`.
+ */
+export async function readUpTo(body: ReadableStream<Uint8Array> | null, max: number): Promise<Uint8Array | undefined> {
+  if (!body) return new Uint8Array();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      reader.cancel().catch(() => {});
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
+}

@@ -1,6 +1,6 @@
 // The status page's HTTP side: the page's files, its JSON snapshot, its event stream and the rule tester.
 import { errorResponse, ProxyError, type ErrorCode } from "./errors.ts";
-import { contentLength, headerMap, type HeaderMap } from "./http.ts";
+import { contentLength, headerMap, readUpTo, type HeaderMap } from "./http.ts";
 import type { StatusBoard } from "./status.ts";
 import appCss from "./ui/app.css" with { type: "text" };
 import appJs from "./ui/app.js" with { type: "text" };
@@ -119,8 +119,8 @@ async function explainResponse(req: Request, headers: HeaderMap, explain: (heade
   }
   const length = contentLength(headers);
   if (typeof length === "number" && length > EXPLAIN_MAX_BYTES) return tooLarge();
-  const bytes = await req.bytes();
-  if (bytes.length > EXPLAIN_MAX_BYTES) return tooLarge();
+  const bytes = await readUpTo(req.body, EXPLAIN_MAX_BYTES);
+  if (!bytes) return tooLarge();
   let text: unknown;
   try {
     text = (JSON.parse(new TextDecoder().decode(bytes)) as { headers?: unknown } | null)?.headers;

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { contentLength, headerMap, requestHasBody, responseHasBody } from "../src/http.ts";
+import { contentLength, headerMap, requestHasBody, responseHasBody, readUpTo } from "../src/http.ts";
 
 describe("which messages have bodies", () => {
   test("requests: all but GET and HEAD", () => {
@@ -30,5 +30,25 @@ describe("Content-Length", () => {
   });
   test("differing copies or anything not a number is invalid, never guessed at", () => {
     for (const bad of [["10", "12"], ["10, 12"], ["-1"], ["1e3"], ["ten"], [""], ["10,"], [" "], ["9".repeat(16)]]) expect(of(...bad)).toBe("invalid");
+  });
+});
+
+describe("readUpTo", () => {
+  const stream = (...parts: string[]) => new Blob(parts).stream();
+  test("reads a body of up to `max` bytes whole, across chunks", async () => {
+    expect(new TextDecoder().decode(await readUpTo(new Response(stream("ab", "cd")).body, 4))).toBe("abcd");
+    expect(await readUpTo(null, 4)).toEqual(new Uint8Array());
+  });
+
+  test("a longer body gives undefined and is cancelled, not read to its end", async () => {
+    let pulled = 0;
+    const endless = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled++;
+        controller.enqueue(new Uint8Array(1024));
+      },
+    });
+    expect(await readUpTo(endless, 4096)).toBeUndefined();
+    expect(pulled).toBeLessThan(10);
   });
 });

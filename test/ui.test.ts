@@ -201,6 +201,27 @@ describe("POST /ui/api/explain", () => {
     expect(body.decision.user_id).toBe("my-project");
   });
 
+  test("a chunked body (no length announced) is refused once it passes 16 KiB, not read to its end first", async () => {
+    const { promise: replied, resolve } = Promise.withResolvers<string>();
+    let reply = "";
+    await using socket = await Bun.connect({
+      hostname: "127.0.0.1",
+      port: server.port!,
+      socket: {
+        data(_s, d) {
+          reply += new TextDecoder().decode(d);
+          if (reply.includes("\r\n\r\n")) resolve(reply);
+        },
+      },
+    });
+    // 20 KiB in one chunk, and the body never ends: memproxy must answer without waiting for more.
+    const chunk = "x".repeat(20 * 1024);
+    socket.write(
+      `POST ${UI_PATHS.explain} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${chunk.length.toString(16)}\r\n${chunk}\r\n`,
+    );
+    expect(await replied).toStartWith("HTTP/1.1 413");
+  });
+
   test("bad input gets a clear error in memproxy's error shape", async () => {
     const line = await post(JSON.stringify({ headers: "User-Agent: ok\nno colon here" }));
     expect(line.status).toBe(400);
