@@ -42,6 +42,14 @@ export interface InjectedHeaders {
 const NOT_FORWARDED: ReadonlySet<string> = new Set([...HOP_BY_HOP, "host", "expect", "content-length", "accept-encoding"]);
 
 /**
+ * Whether a client's header is a copy of an injected one: the same name, or the name with `_` for `-`
+ * (`x_sm_user_id`), which servers that read headers as CGI variables (HTTP_X_SM_USER_ID) take for it.
+ */
+function isInjected(name: string, injected: readonly string[]): boolean {
+  return injected.includes(name) || (name.includes("_") && injected.includes(name.replaceAll("_", "-")));
+}
+
+/**
  * Builds the backend request's headers from the client's: hop-by-hop (and those listed in Connection), Host and
  * Expect dropped, every client-sent copy of an injected header removed (a client must never pick its own memory),
  * and the decided user id set.
@@ -50,7 +58,7 @@ export function backendRequestHeaders(client: HeaderMap, inject: InjectedHeaders
   const listed = listedInConnection(client.connection);
   const out: Record<string, string> = {};
   for (const name in client) {
-    if (!NOT_FORWARDED.has(name) && !inject.userIdHeaders.includes(name) && (!listed.length || !listed.includes(name))) out[name] = client[name]!;
+    if (!NOT_FORWARDED.has(name) && !isInjected(name, inject.userIdHeaders) && (!listed.length || !listed.includes(name))) out[name] = client[name]!;
   }
   // A client's Content-Length may be a repeated list ("10, 10", which RFC 9110 allows): sent on as one value.
   if (inject.contentLength != null) out["content-length"] = String(inject.contentLength);
@@ -80,7 +88,7 @@ export function clientResponseHeaders(backend: Headers, seen: HeaderMap): Header
 }
 
 const SECRET_NAMES = new Set(["authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie"]);
-const SECRET_LIKE = /key|token|secret|passw|auth|credential|session|cookie|signature/i;
+const SECRET_LIKE = /key|token|secret|pass|pwd|auth|credential|session|cookie|signature|bearer|jwt|hmac|master|private|(?:^|[-_])(?:sig|access)(?:[-_]|$)/i;
 
 /** True when a header's value must never be shown or logged. */
 export function isSecretHeader(name: string): boolean {

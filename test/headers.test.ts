@@ -14,6 +14,13 @@ describe("backendRequestHeaders: what the backend receives", () => {
     expect(JSON.stringify(out)).not.toMatch(/someone-else|again|mine/);
   });
 
+  test("look-alikes with _ for - are dropped too: a server that reads headers as CGI variables takes them for the id", () => {
+    const client = headerMap(new Headers([["x_sm_user_id", "evil1"], ["x-sm_user-id", "evil2"], ["x_other_id", "evil3"], ["x_custom_trace", "kept"]]));
+    const out = backendRequestHeaders(client, { userIdHeaders: ["x-sm-user-id", "x-other-id"], userId: "claude-code" });
+    expect(out).toMatchObject({ "x-sm-user-id": "claude-code", "x-other-id": "claude-code", x_custom_trace: "kept" });
+    expect(JSON.stringify(out)).not.toMatch(/evil/);
+  });
+
   test("hop-by-hop headers, those Connection lists, Host and Expect are dropped; end-to-end headers pass", () => {
     const client = headerMap(
       new Headers({
@@ -63,10 +70,10 @@ describe("clientResponseHeaders: what the client receives", () => {
 
 describe("secrets are never shown", () => {
   test("credentials by name, and names that look like one", () => {
-    for (const name of ["authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie", "x-supermemory-api-key", "x-goog-api-key", "x-my-token", "x-client-secret", "x-session-id", "x-amz-signature", "x-db-password"]) {
+    for (const name of ["authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie", "x-supermemory-api-key", "x-goog-api-key", "x-my-token", "x-client-secret", "x-session-id", "x-amz-signature", "x-db-password", "x-custom-bearer", "bearer", "x-jwt", "x-hmac", "x-sig", "x-pwd", "x-access", "x-litellm-master", "x-pass"]) {
       expect({ name, secret: isSecretHeader(name) }).toEqual({ name, secret: true });
     }
-    for (const name of ["user-agent", "content-type", "x-memory-user-id", "x-sm-user-id", "x-stainless-lang"]) {
+    for (const name of ["user-agent", "content-type", "x-memory-user-id", "x-sm-user-id", "x-stainless-lang", "x-design-id", "x-accessible"]) {
       expect({ name, secret: isSecretHeader(name) }).toEqual({ name, secret: false });
     }
   });
