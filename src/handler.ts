@@ -254,9 +254,11 @@ function fromBrowser(why: BrowserRefusal, headers: HeaderMap): ProxyError {
   const fix =
     "Tools reach it as http://127.0.0.1:<port> or http://localhost:<port>. To serve other names, set memproxy.access.keys, or list the name in memproxy.access.allowed_hosts";
   const shown = (value: string | undefined) => (value === undefined ? "none" : JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}...` : value));
-  return why === "host"
-    ? new ProxyError(421, "misdirected_request", `memproxy listens on loopback without access keys and answers only requests addressed to this machine, not to Host ${shown(headers.host)} (a web page can make a browser send those). ${fix}.`)
-    : new ProxyError(403, "forbidden_origin", `memproxy listens on loopback without access keys and does not answer web pages (Origin ${shown(headers.origin)}). ${fix}.`);
+  if (why === "host") {
+    return new ProxyError(421, "misdirected_request", `memproxy listens on loopback without access keys and answers only requests addressed to this machine, not to Host ${shown(headers.host)} (a web page can make a browser send those). ${fix}.`);
+  }
+  const from = why === "origin" ? `Origin ${shown(headers.origin)}` : "Sec-Fetch-Site: cross-site, sent by a page of another site";
+  return new ProxyError(403, "forbidden_origin", `memproxy listens on loopback without access keys and does not answer web pages (${from}). ${fix}.`);
 }
 
 /** The answer while a supervised LiteLLM is not ready: 503, and when to try again. */

@@ -128,6 +128,17 @@ describe("browserGuard (a loopback memproxy without keys)", () => {
     }
   });
 
+  test("a browser's request another site made is refused without an Origin too (a no-cors GET), unless it is a navigation", () => {
+    const host = "127.0.0.1:8764";
+    expect(why({ host, "sec-fetch-site": "cross-site", "sec-fetch-mode": "no-cors" })).toBe("site");
+    expect(why({ host, "sec-fetch-site": "cross-site", "sec-fetch-mode": "cors" })).toBe("site");
+    expect(why({ host, "sec-fetch-site": "cross-site" })).toBe("site");
+    // A link followed to the status page; the address typed; a page of this machine (another port is the same site).
+    expect(why({ host, "sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate" })).toBeNull();
+    expect(why({ host, "sec-fetch-site": "none", "sec-fetch-mode": "navigate" })).toBeNull();
+    expect(why({ host, "sec-fetch-site": "same-site", "sec-fetch-mode": "cors", origin: "http://localhost:3000" })).toBeNull();
+  });
+
   test("a value found good before does not let another through: each request's own values decide", () => {
     const g = browserGuard([]);
     const ask = (headers: Record<string, string>) => g(headerMap(new Headers(headers)));

@@ -654,12 +654,19 @@ describe("web pages against a memproxy on loopback without keys", () => {
     for (const origin of ["https://evil.example", "null", `http://127.0.0.1.nip.io:${port}`, "file://"]) {
       expect([origin, ...refusal(await ask(`127.0.0.1:${port}`, `Origin: ${origin}\r\n`))]).toEqual([origin, 403, "forbidden_origin"]);
     }
+    // A page's no-cors GET carries no Origin; the browser says another site sent it.
+    const noCors = await rawExchange(port, `GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nSec-Fetch-Site: cross-site\r\nSec-Fetch-Mode: no-cors\r\nConnection: close\r\n\r\n`);
+    expect(refusal(noCors)).toEqual([403, "forbidden_origin"]);
+    expect(noCors).toContain("Sec-Fetch-Site: cross-site");
     const page = await fetch(`${url}/ui/api/state`, { headers: { host: "evil.example" } });
     expect(page.status).toBe(421);
     expect(backend.received).toEqual([]);
     const hosts = [`127.0.0.1:${port}`, `localhost:${port}`, "LOCALHOST", `app.localhost:${port}`, `[::1]:${port}`, `127.1.2.3:${port}`, "localhost.", `host.docker.internal:${port}`];
     for (const host of hosts) expect([host, (await ask(host)).slice(0, 12)]).toEqual([host, "HTTP/1.1 200"]);
     expect((await ask(`127.0.0.1:${port}`, `Origin: http://localhost:3000\r\n`)).slice(0, 12)).toBe("HTTP/1.1 200");
+    // A link to the status page followed from another site is a navigation: the page opens.
+    const followed = await fetch(`${url}/`, { headers: { "sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate" } });
+    expect(followed.status).toBe(200);
     expect(await rawExchange(port, "POST /v1/chat/completions HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}")).toStartWith("HTTP/1.1 200 ");
     expect(backend.received.length).toBe(hosts.length + 2);
   });
