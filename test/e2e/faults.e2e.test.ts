@@ -514,6 +514,36 @@ describe("pipelined requests (point 8)", () => {
   });
 });
 
+// Two more things Bun 1.4.5 decides before memproxy's handler. README lists them; these pin them down.
+describe("what else Bun decides", () => {
+  test("a chunked body with trailers gets a bare 400", async () => {
+    await using backend = startBackend();
+    using dir = tempDir("trailers");
+    const { mp, port } = await started(dir, `litellm_backend_url: ${backend.url}\nmemproxy:\n  listen: {port: 0}\n`);
+    await using _mp = mp;
+    const reply = await rawExchange(
+      port,
+      "POST /v1/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n",
+    );
+    expect(reply).toStartWith("HTTP/1.1 400");
+    expect(reply).not.toContain("invalid_request_error");
+  });
+
+  test("a request with 200 headers gets Bun's bare 431 before memproxy sees it; 100 pass", async () => {
+    await using backend = startBackend();
+    using dir = tempDir("many-headers");
+    const { mp, port } = await started(dir, `litellm_backend_url: ${backend.url}\nmemproxy:\n  listen: {port: 0}\n`);
+    await using _mp = mp;
+    const ask = (count: number) =>
+      rawExchange(port, `GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n${Array.from({ length: count }, (_, i) => `x-h${i}: v\r\n`).join("")}Connection: close\r\n\r\n`);
+    expect(await ask(100)).toStartWith("HTTP/1.1 200");
+    const refused = await ask(200);
+    expect(refused).toStartWith("HTTP/1.1 431");
+    expect(refused).not.toContain("request_too_large");
+    expect(backend.received).toHaveLength(1);
+  });
+});
+
 // Point 10, second bullet. Bun 1.4.5 writes "100 Continue" itself, before the handler runs, for `Expect:
 // 100-continue` (exactly that value); Bun.serve has no setting to turn it off. README documents it.
 describe("Expect: 100-continue (point 10)", () => {
