@@ -110,4 +110,4 @@ case ":$PATH:" in
   *":$bin_dir:"*) ;;
   *) echo "note: $bin_dir is not on your PATH; add it, e.g.: echo 'export PATH=\"$bin_dir:\$PATH\"' >> ~/.profile" ;;
 esac
-echo "next: memproxy service install    (runs it in the background; see README: Run as a background service)"
+echo "next: memproxy service install    (runs it in the background; see README: Running as a service)"

@@ -61,6 +61,14 @@ describe("install.sh", () => {
     expect(bare.stdout).toContain(`installed memproxy 9.9.9 to ${bin}/memproxy\n`);
   });
 
+  test("the README sections it points to exist", async () => {
+    const r = await install(["--bin-dir", join(tmp, "pointers"), archive(host, WORKS)]);
+    const readme = readFileSync(join(import.meta.dir, "..", "..", "README.md"), "utf8");
+    const pointed = [...r.stdout.matchAll(/see README: ([^)\n]+)/g)].map((m) => m[1]!.trim());
+    expect(pointed.length).toBeGreaterThan(0);
+    for (const section of pointed) expect([section, readme.includes(`## ${section}\n`)]).toEqual([section, true]);
+  });
+
   describe("on macOS", () => {
     /** A PATH on which uname says Darwin/arm64, and xattr and codesign log their arguments (codesign exits `verify`). */
     function mac(verify: number) {
