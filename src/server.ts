@@ -4,7 +4,7 @@ import type { Server } from "bun";
 import { browserGuard, compileAccess, isLoopback } from "./access.ts";
 import { urlOf } from "./address.ts";
 import { BackendPool, type BackendStatus } from "./backends.ts";
-import type { Config } from "./config.ts";
+import { EMBEDDED_CONFIG_NAME, type Config } from "./config.ts";
 import { internalErrorResponse } from "./errors.ts";
 import { handle, isOwnPath, type RequestContext, type Services, type State } from "./handler.ts";
 import { headerMap, type HeaderMap } from "./http.ts";
@@ -287,8 +287,10 @@ function listenError(config: Config, err: unknown): ListenError {
   const where = `${config.listen.host}:${config.listen.port}`;
   const code = (err as { code?: string }).code;
   if (code === "EADDRINUSE") {
+    // The embedded default config cannot be edited: only the flag is a way out then.
+    const choose = config.source === EMBEDDED_CONFIG_NAME ? "--port" : `--port or memproxy.listen.port in ${config.source}`;
     return new ListenError(
-      `cannot listen on ${where}: the port is already in use (another memproxy, perhaps the service?). Stop the other program, or choose another port with --port or memproxy.listen.port in ${config.source}.`,
+      `cannot listen on ${where}: the port is already in use (another memproxy, perhaps the service?). Stop the other program, or choose another port with ${choose}.`,
     );
   }
   if (code === "EADDRNOTAVAIL") {

@@ -178,11 +178,15 @@ describe("memproxy (compiled)", () => {
     expect(await mp.exited).toBe(0);
   });
 
-  test("a port in use is a clear error at start, exit 1", async () => {
+  test("a port in use is a clear error at start, exit 1; with a file, it names the file's setting too", async () => {
     await using busy = startBackend();
     const r = await run(["--port", String(busy.port)]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`127.0.0.1:${busy.port}: the port is already in use`);
+    const path = file("busy.yaml", `memproxy:\n  listen: {port: ${busy.port}}\n`);
+    const withFile = await run(["--config", path]);
+    expect(withFile.code).toBe(1);
+    expect(withFile.stderr).toContain(`choose another port with --port or memproxy.listen.port in ${path}.\n`);
   });
 
   test("a second memproxy on the port of a running one is refused, not started beside it", async () => {
@@ -192,7 +196,7 @@ describe("memproxy (compiled)", () => {
     const second = await run(["--port", port]);
     expect(second.code).toBe(1);
     expect(second.stderr).toBe(
-      `memproxy: cannot listen on 127.0.0.1:${port}: the port is already in use (another memproxy, perhaps the service?). Stop the other program, or choose another port with --port or memproxy.listen.port in <embedded default config>.\n`,
+      `memproxy: cannot listen on 127.0.0.1:${port}: the port is already in use (another memproxy, perhaps the service?). Stop the other program, or choose another port with --port.\n`,
     );
     expect(second.stdout).not.toContain("listening");
   });
