@@ -505,7 +505,9 @@ function masterKeyVerdict(
   const weak = key !== undefined && key.trim() !== "" && PUBLICLY_KNOWN_MASTER_KEY_SHA256.has(createHash("sha256").update(key.trim()).digest("hex"));
   const missing = key === undefined || key.trim() === "";
   const override = general.dangerously_permit_weak_or_unset_master_key === true || /^(true|1)$/i.test(env.LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY ?? "");
-  const fix = 'general_settings:\n  master_key: os.environ/LITELLM_MASTER_KEY\nexport LITELLM_MASTER_KEY="sk-$(openssl rand -hex 32)"      # a service: put it in memproxy.env';
+  const exportKey = (name: string) => `export ${name}="sk-$(openssl rand -hex 32)"      # a service: put it in memproxy.env`;
+  // A file that reads the key from a variable needs only the variable set; otherwise, the line and the variable.
+  const fix = ref ? exportKey(variable) : `general_settings:\n  master_key: os.environ/LITELLM_MASTER_KEY\n${exportKey("LITELLM_MASTER_KEY")}`;
   if (fromFile !== undefined && !ref && !missing) {
     problems.push({ code: "master_key_in_file", severity: "warning", message: "general_settings.master_key is written in the file; keep it in the environment", fix });
   }

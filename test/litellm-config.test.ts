@@ -66,9 +66,15 @@ describe("config.example.yaml", () => {
     expect(r.problems[0]!.message).toBe("model_list[0] (gpt-4o): x-supermemory-api-key reads SUPERMEMORY_API_KEY, which is not set");
     expect(r.problems[0]!.fix).toStartWith("export SUPERMEMORY_API_KEY=");
     expect(r.master_key).toBe("missing");
-    // LiteLLM's own advice: the key from the environment, a random value.
-    expect(r.problems[2]!.fix).toContain("master_key: os.environ/LITELLM_MASTER_KEY");
-    expect(r.problems[2]!.fix).toContain("openssl rand -hex 32");
+    // LiteLLM's own advice: the key from the environment, a random value. The file reads it already: only the variable.
+    expect(r.problems[2]!.fix).toBe('export LITELLM_MASTER_KEY="sk-$(openssl rand -hex 32)"      # a service: put it in memproxy.env');
+    // A file without the line gets the line too; one that reads another variable, that variable.
+    const without = analyzeChain(parseLitellmYaml(EXAMPLE.replace(/^ *master_key: .*\n/m, "")), {});
+    expect(without.problems.find((p) => p.code === "master_key_missing")!.fix).toBe(
+      'general_settings:\n  master_key: os.environ/LITELLM_MASTER_KEY\nexport LITELLM_MASTER_KEY="sk-$(openssl rand -hex 32)"      # a service: put it in memproxy.env',
+    );
+    const other = analyzeChain(parseLitellmYaml(EXAMPLE.replace("os.environ/LITELLM_MASTER_KEY", "os.environ/MY_KEY")), {});
+    expect(other.problems.find((p) => p.code === "master_key_missing")!.fix).toStartWith("export MY_KEY=");
   });
 
   test("when memproxy does not start LiteLLM, a variable missing from memproxy's environment is only a warning", () => {
