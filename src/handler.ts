@@ -145,8 +145,14 @@ function stamped(answer: Answer, ctx: RequestContext): Answer {
   return answer instanceof Response ? stamp(answer, ctx) : answer.then((res) => stamp(res, ctx));
 }
 
+/** Methods that have no meaning for an API behind a reverse proxy: a tunnel, and an echo of the request (its headers). */
+const NOT_FORWARDED_METHODS: ReadonlySet<string> = new Set(["CONNECT", "TRACE", "TRACK"]);
+
 /** A request memproxy does not answer itself: routed, checked, and forwarded. */
 function proxied(req: Request, s: State, ctx: RequestContext): Answer {
+  if (NOT_FORWARDED_METHODS.has(req.method)) {
+    return refuse(ctx, new ProxyError(405, "method_not_allowed", `memproxy forwards API calls to LiteLLM; ${req.method} is not one, and is not forwarded`));
+  }
   const routed = s.router(ctx.headers);
   if (!routed.ok) {
     // Recorded under the id the request would have had without its custom header.

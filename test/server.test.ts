@@ -215,6 +215,19 @@ describe("limits and bad input", () => {
 });
 
 
+describe("methods", () => {
+  test("CONNECT and TRACE are refused (405), not forwarded: no tunnel, no echo of the request's headers", async () => {
+    await using b = startBackend();
+    await using p = startProxy(config(b.url));
+    for (const head of ["CONNECT example.com:443 HTTP/1.1\r\nHost: 127.0.0.1", "TRACE /v1/models HTTP/1.1\r\nHost: 127.0.0.1"]) {
+      const reply = await rawExchange(p.port, `${head}\r\nConnection: close\r\n\r\n`);
+      expect(reply).toStartWith("HTTP/1.1 405");
+      expect(JSON.parse(reply.slice(reply.indexOf("\r\n\r\n") + 4)).error.code).toBe("method_not_allowed");
+    }
+    expect(b.received).toEqual([]);
+  });
+});
+
 describe("connections", () => {
   test("an idle keep-alive connection is closed after the idle timeout, also after a proxied stream lifted it", async () => {
     // A streamed answer lifts the connection's idle timeout; it must come back once the stream is over.
