@@ -67,11 +67,5 @@ export async function readUpTo(body: ReadableStream<Uint8Array> | null, max: num
     }
     chunks.push(value);
   }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return out;
+  return Buffer.concat(chunks, size);
 }
