@@ -16,7 +16,8 @@ export type ErrorCode =
   | "overloaded"
   | "backend_starting"
   | "backend_unreachable"
-  | "backend_timeout";
+  | "backend_timeout"
+  | "request_timeout";
 
 /** An error memproxy answers with; `cause` keeps the underlying failure for logs, never for the client. */
 export class ProxyError extends Error {

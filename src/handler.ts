@@ -194,6 +194,7 @@ function send(req: Request, s: State, ctx: RequestContext, decision: RoutingDeci
       firstByteTimeoutMs: c.forward.first_byte_timeout,
       streamIdleTimeoutMs: c.forward.stream_idle_timeout,
       maxBodyBytes: length === null ? c.limits.max_body_size : undefined,
+      uploadIdleTimeoutMs: c.listen.idle_timeout,
       requestId: ctx.id,
       observer: ctx.tap,
       onLongCall: () => void (restore ??= ctx.liftIdleTimeout()),

@@ -148,6 +148,11 @@ export class Exchange implements PoolObserver {
         this.clientGone = true;
         return;
       }
+      // The client's silence, not the backend's: no backend error is counted.
+      if (err.kind === "upload_stalled") {
+        this.error = redactedMessage(err);
+        return;
+      }
       this.count(err.kind === "timeout" ? "timeout" : err.kind === "connect" ? "connect" : "reset");
     }
     this.error = redactedMessage(err);

@@ -26,6 +26,8 @@ export interface ForwardOptions {
   streamIdleTimeoutMs: number;
   /** Limit for a streamed body of unannounced length (chunked); beyond it the call ends with 413. */
   maxBodyBytes?: number;
+  /** Longest silence of a client in the middle of a streamed body, in ms (its idle timeout); 0 means none. */
+  uploadIdleTimeoutMs?: number;
   /** Sent to the backend as x-request-id, and set on the response for the client (replacing the backend's own). */
   requestId?: string;
   /** Watches the request and response bodies as they pass (metrics, usage, access log). */
@@ -79,20 +81,37 @@ class BodyTooLarge extends Error {
   }
 }
 
+/** Ends a call whose client stopped sending its body: it is the client's silence, not the backend's. */
+class UploadStalled extends Error {
+  override name = "UploadStalled";
+}
+
 /**
- * Passes a streamed request body through: `uploaded` runs once the client has sent all of it, and a body
- * over `max` bytes (when given: a chunked body) aborts the backend call.
+ * Passes a streamed request body through. A body over `max` bytes (when given: a chunked body) aborts the
+ * backend call. So does a client silent for `idleMs` (0: no limit) while the backend waits for more of the
+ * body: the call's lifted idle timeout no longer guards the connection, and a client that sends part of a
+ * body and stops must not hold the call until the first-byte timeout, which would blame the backend. Only a
+ * read waiting on the client counts: a backend that stops reading is the first-byte timeout's to judge.
  */
-function uploadBody(body: ReadableStream<Uint8Array>, max: number | undefined, upstream: AbortController, uploaded: () => void) {
+function uploadBody(body: ReadableStream<Uint8Array>, max: number | undefined, idleMs: number, upstream: AbortController) {
   let seen = 0;
   const reader = body.getReader();
+  const stalled = () => {
+    const err = new UploadStalled(`the client sent no more of its body for ${idleMs} ms`);
+    upstream.abort(err);
+    reader.cancel(err).catch(() => {});
+  };
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
-      const { done, value } = await reader.read();
-      if (done) {
-        uploaded();
-        return controller.close();
+      const timer = idleMs > 0 ? setTimeout(stalled, idleMs) : undefined;
+      let next: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        next = await reader.read();
+      } finally {
+        clearTimeout(timer);
       }
+      const { done, value } = next;
+      if (done) return controller.close();
       if (max === undefined) return controller.enqueue(value);
       seen += value.byteLength;
       if (seen > max) {
@@ -130,13 +149,9 @@ export async function forward(req: Request, pathAndQuery: string, opts: ForwardO
   if (opts.requestId) headers[REQUEST_ID_HEADER] = opts.requestId;
   const observer = opts.observer;
   const upstream = new AbortController();
-  // The first-byte timeout counts from the end of the upload: a body read ahead is whole now; a streamed one
-  // is sent as the client sends it, and until it has all come the client's idle timeout stays in force (a
-  // client that stalls mid-upload is cut by it, not held until the backend's first-byte timeout, which would
-  // blame the backend).
-  const streamed = requestHasBody(req.method) && opts.body === undefined && req.body !== null;
-  let uploadedAt = streamed ? undefined : performance.now();
-  const body = !requestHasBody(req.method) ? undefined : streamed ? uploadBody(req.body!, opts.maxBodyBytes, upstream, () => uploadDone()) : opts.body;
+  const body = !requestHasBody(req.method)
+    ? undefined
+    : (opts.body ?? (req.body ? uploadBody(req.body, opts.maxBodyBytes, opts.uploadIdleTimeoutMs ?? 0, upstream) : undefined));
   let settled = false;
   const settle = () => {
     if (settled) return;
@@ -149,22 +164,12 @@ export async function forward(req: Request, pathAndQuery: string, opts: ForwardO
   // for a quick answer. A backend that takes longer than CLIENT_WATCH_MS gets the client watched (one
   // that left before is seen at once), so that an abandoned LLM call is cancelled.
   let watching = false;
-  let headArrived = false;
-  let firstByteTimer: ReturnType<typeof setTimeout> | undefined;
-  /** The call is long and the request all sent: now the wait is the backend's. */
-  const awaitHead = () => {
+  let firstByteTimer = setTimeout(() => {
     opts.onLongCall?.();
-    firstByteTimer = setTimeout(() => upstream.abort(new FirstByteTimeout()), opts.firstByteTimeoutMs - (performance.now() - uploadedAt!));
-  };
-  const uploadDone = () => {
-    uploadedAt = performance.now();
-    if (watching && !headArrived) awaitHead();
-  };
-  const watchTimer = setTimeout(() => {
     watching = true;
     if (req.signal.aborted) return onClientAbort();
     req.signal.addEventListener("abort", onClientAbort, { once: true });
-    if (uploadedAt !== undefined) awaitHead();
+    firstByteTimer = setTimeout(() => upstream.abort(new FirstByteTimeout()), opts.firstByteTimeoutMs - CLIENT_WATCH_MS);
   }, Math.min(CLIENT_WATCH_MS, opts.firstByteTimeoutMs));
 
   let res: Response;
@@ -192,8 +197,6 @@ export async function forward(req: Request, pathAndQuery: string, opts: ForwardO
     settle();
     throw backendFailure(opts.backend, upstream.signal.reason ?? err, err);
   } finally {
-    headArrived = true;
-    clearTimeout(watchTimer);
     clearTimeout(firstByteTimer);
   }
 
@@ -244,13 +247,14 @@ export function isConnectionRefused(code: string | undefined): boolean {
 const CONNECT_FAILURES = new Set(["ConnectionRefused", "ECONNREFUSED", "FailedToOpenSocket", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "DNSError"]);
 
 /** How a backend call failed before its response head. */
-export type BackendFailureKind = "connect" | "timeout" | "client_gone" | "too_large" | "other";
+export type BackendFailureKind = "connect" | "timeout" | "client_gone" | "too_large" | "upload_stalled" | "other";
 
 const FAILURE_CODES = {
   connect: "backend_unreachable",
   timeout: "backend_timeout",
   client_gone: "backend_unreachable",
   too_large: "request_too_large",
+  upload_stalled: "request_timeout",
   other: "backend_unreachable",
 } as const;
 
@@ -262,8 +266,9 @@ export class BackendFailure extends ProxyError {
     status: number,
     message: string,
     cause: unknown,
+    extraHeaders: Record<string, string> = {},
   ) {
-    super(status, FAILURE_CODES[kind], message, {}, { cause });
+    super(status, FAILURE_CODES[kind], message, extraHeaders, { cause });
   }
 }
 
@@ -275,6 +280,9 @@ function backendFailure(url: string, reason: unknown, err: unknown): BackendFail
   }
   if (reason instanceof BodyTooLarge) {
     return new BackendFailure("too_large", backend, 413, `The request body is larger than memproxy's limit of ${reason.limit} bytes (memproxy.limits.max_body_size)`, err);
+  }
+  if (reason instanceof UploadStalled) {
+    return new BackendFailure("upload_stalled", backend, 408, `${reason.message}: memproxy stopped waiting for it`, err, { connection: "close" });
   }
   if (reason instanceof ClientGone) {
     // Nobody reads this answer; it only ends the request's bookkeeping.

@@ -279,7 +279,7 @@ describe("the access line", () => {
   });
 
   test(
-    "a client that stalls in the middle of a streamed upload is cut by the idle timeout (499); the backend is not blamed",
+    "a client that stalls in the middle of a streamed upload gets 408 after its idle timeout; the backend is not blamed",
     async () => {
       // The recording backend reads the whole body before it answers, as any would.
       await using b = startBackend();
@@ -294,9 +294,16 @@ describe("the access line", () => {
       // Not JSON, so not read ahead: it streams to the backend as it comes, and 890 bytes never come.
       socket.write("POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: 900\r\nx-request-id: stalled-upload\r\n\r\n0123456789");
       await closed;
-      expect(reply).toBe("");
-      expect(await p.accessLine("stalled-upload")).toMatchObject({ status: 499, client_disconnected: true });
+      expect(reply).toStartWith("HTTP/1.1 408");
+      expect(reply.toLowerCase()).toContain("connection: close");
+      expect(JSON.parse(reply.slice(reply.indexOf("\r\n\r\n") + 4)).error).toMatchObject({
+        code: "request_timeout",
+        message: "the client sent no more of its body for 1000 ms: memproxy stopped waiting for it",
+      });
+      expect(await p.accessLine("stalled-upload")).toMatchObject({ status: 408, client_disconnected: false, error_code: "request_timeout" });
       expect(p.lines.filter((l) => l.msg === "backend marked down")).toEqual([]);
+      const m = await p.scrape();
+      for (const kind of ["connect", "timeout", "reset", "5xx"]) expect([kind, sampleValue(m, "memproxy_backend_errors_total", { kind })]).toEqual([kind, 0]);
     },
     30_000,
   );
