@@ -44,8 +44,8 @@ export type BrowserRefusal = "host" | "origin" | "site";
  * Guards a memproxy that listens on loopback without access keys against web pages. A page whose name is made to
  * resolve to 127.0.0.1 (DNS rebinding) makes the browser send that name as Host, and any page can send a simple
  * POST to http://127.0.0.1:PORT, with its Origin. A page's no-cors GET (an image, a script) carries no Origin,
- * but browsers mark it Sec-Fetch-Site: cross-site; only a navigation (a link followed, say to the status page)
- * passes with that. Tools send a loopback Host and neither header; a request without a Host (HTTP/1.0) or with
+ * but browsers mark it Sec-Fetch-Site: cross-site; without an Origin, only a navigation (a link followed, say
+ * to the status page) passes with that. Tools send a loopback Host and neither header; a request without a Host (HTTP/1.0) or with
  * an empty one comes from no browser.
  * @param extraNames host names accepted besides loopback ones (memproxy.access.allowed_hosts), in lower case.
  * @returns the check: why a request is refused, or null when it may pass.
@@ -57,7 +57,9 @@ export function browserGuard(extraNames: readonly string[]): (headers: HeaderMap
     const host = headers.host;
     if (host !== undefined && host !== "" && !ours(hostName(host))) return "host";
     const origin = headers.origin;
-    if (origin !== undefined && !ours(originName(origin))) return "origin";
+    if (origin !== undefined) return ours(originName(origin)) ? null : "origin";
+    // Without an Origin. (With one, the Origin decides: a page on localhost:3000 calling 127.0.0.1 is
+    // "cross-site" to the browser, which compares host names, yet it is a page of this machine.)
     if (headers["sec-fetch-site"] === "cross-site" && headers["sec-fetch-mode"] !== "navigate") return "site";
     return null;
   };

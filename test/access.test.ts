@@ -133,10 +133,14 @@ describe("browserGuard (a loopback memproxy without keys)", () => {
     expect(why({ host, "sec-fetch-site": "cross-site", "sec-fetch-mode": "no-cors" })).toBe("site");
     expect(why({ host, "sec-fetch-site": "cross-site", "sec-fetch-mode": "cors" })).toBe("site");
     expect(why({ host, "sec-fetch-site": "cross-site" })).toBe("site");
-    // A link followed to the status page; the address typed; a page of this machine (another port is the same site).
+    // A link followed to the status page; the address typed.
     expect(why({ host, "sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate" })).toBeNull();
     expect(why({ host, "sec-fetch-site": "none", "sec-fetch-mode": "navigate" })).toBeNull();
-    expect(why({ host, "sec-fetch-site": "same-site", "sec-fetch-mode": "cors", origin: "http://localhost:3000" })).toBeNull();
+    // A page of this machine: the browser calls localhost:3000 -> 127.0.0.1 cross-site (it compares host
+    // names), and sends its Origin, which decides.
+    expect(why({ host, "sec-fetch-site": "cross-site", "sec-fetch-mode": "cors", origin: "http://localhost:3000" })).toBeNull();
+    expect(why({ host, "sec-fetch-site": "same-site", "sec-fetch-mode": "cors", origin: "http://127.0.0.1:3000" })).toBeNull();
+    expect(why({ host, "sec-fetch-site": "cross-site", "sec-fetch-mode": "cors", origin: "https://evil.example" })).toBe("origin");
   });
 
   test("a value found good before does not let another through: each request's own values decide", () => {
