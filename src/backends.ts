@@ -245,7 +245,16 @@ export class BackendPool {
    * Checks every backend's liveness now (at start, for GET /health), updating their state: one that does not
    * answer is down, as after a failed call, so status() says what /health says and the probes watch for its return.
    */
-  async checkAll(timeoutMs: number): Promise<BackendStatus[]> {
+  checkAll(timeoutMs: number): Promise<BackendStatus[]> {
+    // Callers at the same time share one round of probes: /health/readiness answers without a key, and a
+    // flood of it must not become a flood of probes (each of which can mark a backend down).
+    this.checking ??= this.probeAll(timeoutMs).finally(() => (this.checking = undefined));
+    return this.checking;
+  }
+
+  private checking: Promise<BackendStatus[]> | undefined;
+
+  private probeAll(timeoutMs: number): Promise<BackendStatus[]> {
     return Promise.all(
       this.backends.map(async (b) => {
         const probe = await checkLiveness(b.url, timeoutMs, true);

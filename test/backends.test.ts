@@ -196,6 +196,21 @@ describe("several backends", () => {
     }
   });
 
+  test("checks asked at the same time share one round of probes; a later one probes again", async () => {
+    await using b = startBackend();
+    const pool = new BackendPool([b.url], { cooldownMs: 60_000, probeTimeoutMs: 1000, keepaliveLimit: 0, keepaliveWaitMs: 0 });
+    try {
+      const rounds = await Promise.all(Array.from({ length: 20 }, () => pool.checkAll(1000)));
+      expect(new Set(rounds).size).toBe(1);
+      expect(rounds[0]![0]!.status).toBe("up");
+      expect(b.probes).toHaveLength(1);
+      await pool.checkAll(1000);
+      expect(b.probes).toHaveLength(2);
+    } finally {
+      pool.close();
+    }
+  });
+
   test("with every backend down, a request still tries them (a lone backend that came back is used at once)", async () => {
     let first = true;
     const hung = Promise.withResolvers<void>();
