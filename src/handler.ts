@@ -147,11 +147,13 @@ function stamped(answer: Answer, ctx: RequestContext): Answer {
 
 /** Methods that have no meaning for an API behind a reverse proxy: a tunnel, and an echo of the request (its headers). */
 const NOT_FORWARDED_METHODS: ReadonlySet<string> = new Set(["CONNECT", "TRACE", "TRACK"]);
+/** What a 405 for them names as allowed (RFC 9110 section 15.5.6): the methods an API uses. */
+const FORWARDED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
 
 /** A request memproxy does not answer itself: routed, checked, and forwarded. */
 function proxied(req: Request, s: State, ctx: RequestContext): Answer {
   if (NOT_FORWARDED_METHODS.has(req.method)) {
-    return refuse(ctx, new ProxyError(405, "method_not_allowed", `memproxy forwards API calls to LiteLLM; ${req.method} is not one, and is not forwarded`));
+    return refuse(ctx, new ProxyError(405, "method_not_allowed", `memproxy forwards API calls to LiteLLM; ${req.method} is not one, and is not forwarded`, { allow: FORWARDED_METHODS }));
   }
   const routed = s.router(ctx.headers);
   if (!routed.ok) {

@@ -222,6 +222,7 @@ describe("methods", () => {
     for (const head of ["CONNECT example.com:443 HTTP/1.1\r\nHost: 127.0.0.1", "TRACE /v1/models HTTP/1.1\r\nHost: 127.0.0.1"]) {
       const reply = await rawExchange(p.port, `${head}\r\nConnection: close\r\n\r\n`);
       expect(reply).toStartWith("HTTP/1.1 405");
+      expect(reply.toLowerCase()).toContain("\r\nallow: get, head, post, put, patch, delete, options\r\n");
       expect(JSON.parse(reply.slice(reply.indexOf("\r\n\r\n") + 4)).error.code).toBe("method_not_allowed");
     }
     expect(b.received).toEqual([]);
