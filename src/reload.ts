@@ -44,6 +44,8 @@ export class ConfigReloader {
    * the failure.
    */
   private lastText: string | undefined;
+  /** Why the file could not be read at the last reload, if it could not: the same failure is reported once. */
+  private lastReadError: string | undefined;
   private queue: Promise<void> = Promise.resolve();
   private readonly watchers: FSWatcher[] = [];
   private pollTimer: ReturnType<typeof setInterval> | undefined;
@@ -72,8 +74,21 @@ export class ConfigReloader {
 
   private async reloadNow(why: "SIGHUP" | "file changed"): Promise<void> {
     const { logger, path } = this.options;
+    let text: string;
     try {
-      let text = await this.read(path);
+      text = await this.read(path);
+    } catch (err) {
+      const problems = failureOf(err, path);
+      if (why === "file changed" && problems.join("\n") === this.lastReadError) return;
+      // Whatever the file holds when it can be read again is a change (also the text that runs now).
+      this.lastReadError = problems.join("\n");
+      this.lastText = undefined;
+      this.options.failed(problems);
+      logger.error("config reload failed; still serving with the previous config", { reason: why, problems });
+      return;
+    }
+    this.lastReadError = undefined;
+    try {
       if (why === "file changed" && text === this.lastText) return;
       text = await this.settled(text);
       if (why === "file changed" && text === this.lastText) return;
@@ -96,7 +111,7 @@ export class ConfigReloader {
       for (const warning of next.warnings) logger.warn(warning);
       for (const note of notes) logger.warn(note);
     } catch (err) {
-      const problems = err instanceof ConfigError ? err.problems : [`${path}: ${(err as Error).message ?? String(err)}`];
+      const problems = failureOf(err, path);
       this.options.failed(problems);
       logger.error("config reload failed; still serving with the previous config", { reason: why, problems });
     }
@@ -167,4 +182,9 @@ function fileIdentity(path: string): string {
   } catch {
     return "missing";
   }
+}
+
+/** What a failed reload reports: a config error's own problems, else the error's message under the file's name. */
+function failureOf(err: unknown, path: string): string[] {
+  return err instanceof ConfigError ? err.problems : [`${path}: ${(err as Error).message ?? String(err)}`];
 }

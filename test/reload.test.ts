@@ -355,6 +355,43 @@ describe("ConfigReloader", () => {
     expect(reads.length).toBe(3);
     reloader.stop();
   });
+  test("a file that cannot be read is reported once; when it comes back, as it was, it is reloaded", async () => {
+    const path = "config.yaml";
+    const good = "user_id_mappings:\n  default_user_id: good\n";
+    let content: string | undefined = good;
+    const failures: string[][] = [];
+    const applied: string[] = [];
+    let running: Config = parseConfig(good, path, {});
+    const reloader = new ConfigReloader(
+      {
+        path,
+        read: async () => {
+          if (content === undefined) throw new Error("ENOENT: no such file or directory");
+          return content;
+        },
+        parse: (text) => parseConfig(text, path, {}),
+        running: () => running,
+        apply: (next) => {
+          applied.push(next.routing.default_user_id);
+          running = next;
+          return [];
+        },
+        failed: (problems) => failures.push(problems),
+        logger: createLogger({ format: "json", write: () => {} }),
+        watch: false,
+        settleMs: 1,
+      },
+      good,
+    );
+    content = undefined; // moved away: every event in the folder finds it missing
+    for (let i = 0; i < 3; i++) await reloader.reload("file changed");
+    expect(failures).toEqual([["config.yaml: ENOENT: no such file or directory"]]);
+    content = good; // back, as it was: applied, which replaces the failure /health shows
+    await reloader.reload("file changed");
+    expect(applied).toEqual(["good"]);
+    reloader.stop();
+  });
+
   test("a file left broken or empty is tried once, not again at every event in its folder", async () => {
     const path = "config.yaml";
     const good = "user_id_mappings:\n  default_user_id: good\n";
