@@ -82,7 +82,8 @@ const BackendUrl = v.pipe(
   v.check((s) => {
     try {
       const u = new URL(s);
-      return (u.protocol === "http:" || u.protocol === "https:") && !u.search && !u.hash;
+      // A bare "?" or "#" leaves search and hash empty, but would still end up in every forwarded URL.
+      return (u.protocol === "http:" || u.protocol === "https:") && !s.includes("?") && !s.includes("#");
     } catch {
       return false;
     }

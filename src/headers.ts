@@ -88,7 +88,8 @@ export function clientResponseHeaders(backend: Headers, seen: HeaderMap): Header
 }
 
 const SECRET_NAMES = new Set(["authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie"]);
-const SECRET_LIKE = /key|token|secret|pass|pwd|auth|credential|session|cookie|signature|bearer|jwt|hmac|master|private|(?:^|[-_])(?:sig|access)(?:[-_]|$)/i;
+// Whole words where a bare substring would match harmless names (x-bypass-cache, access-control-request-*).
+const SECRET_LIKE = /key|token|secret|passw|passphrase|pwd|auth|credential|session|cookie|signature|bearer|jwt|hmac|master|private|(?:^|[-_])(?:pass|sig)(?:[-_]|$)|(?:^|[-_])access(?:$|[-_](?!control))/i;
 
 /** True when a header's value must never be shown or logged. */
 export function isSecretHeader(name: string): boolean {

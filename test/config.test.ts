@@ -113,6 +113,10 @@ memproxy:
     expect(problems('litellm_backend_url: ["http://user:hunter2@127.0.0.1:4000", 5]\n')).toEqual([
       'config.yaml: litellm_backend_url: expected a URL or a list of URLs, got ["http://user:[redacted]@127.0.0.1:4000",5]',
     ]);
+    // A bare ? or # counts too: it would end up in every forwarded URL.
+    for (const url of ["http://127.0.0.1:4000/?", "http://127.0.0.1:4000#"]) {
+      expect(problems(`litellm_backend_url: "${url}"\n`)).toEqual([`config.yaml: litellm_backend_url: expected an http:// or https:// URL without query or fragment, got "${url}"`]);
+    }
     // Trailing slashes are dropped from accepted URLs.
     expect(parseConfig('litellm_backend_url: ["http://127.0.0.1:4000/", "http://127.0.0.1:4001//"]\n', "c.yaml", {}).backends).toEqual(["http://127.0.0.1:4000", "http://127.0.0.1:4001"]);
   });

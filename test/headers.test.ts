@@ -70,10 +70,10 @@ describe("clientResponseHeaders: what the client receives", () => {
 
 describe("secrets are never shown", () => {
   test("credentials by name, and names that look like one", () => {
-    for (const name of ["authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie", "x-supermemory-api-key", "x-goog-api-key", "x-my-token", "x-client-secret", "x-session-id", "x-amz-signature", "x-db-password", "x-custom-bearer", "bearer", "x-jwt", "x-hmac", "x-sig", "x-pwd", "x-access", "x-litellm-master", "x-pass"]) {
+    for (const name of ["authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie", "x-supermemory-api-key", "x-goog-api-key", "x-my-token", "x-client-secret", "x-session-id", "x-amz-signature", "x-db-password", "x-custom-bearer", "bearer", "x-jwt", "x-hmac", "x-sig", "x-pwd", "x-access", "x-litellm-master", "x-pass", "x-passphrase"]) {
       expect({ name, secret: isSecretHeader(name) }).toEqual({ name, secret: true });
     }
-    for (const name of ["user-agent", "content-type", "x-memory-user-id", "x-sm-user-id", "x-stainless-lang", "x-design-id", "x-accessible"]) {
+    for (const name of ["user-agent", "content-type", "x-memory-user-id", "x-sm-user-id", "x-stainless-lang", "x-design-id", "x-accessible", "access-control-request-headers", "x-bypass-cache"]) {
       expect({ name, secret: isSecretHeader(name) }).toEqual({ name, secret: false });
     }
   });
