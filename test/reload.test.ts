@@ -318,126 +318,90 @@ describe("reloads that must not open, stall or stop memproxy", () => {
 });
 
 describe("ConfigReloader", () => {
-  test("a file still being written is applied only once it reads the same twice", async () => {
-    const path = "config.yaml";
-    const whole = "user_id_mappings:\n  default_user_id: whole\nmemproxy:\n  access:\n    keys: [a-strong-access-key-0123456789]\n";
-    // What the file holds at each read: the writer has written only its start (valid YAML, without the
-    // keys), then the rest.
-    const versions = ["user_id_mappings:\n  default_user_id: partial\n", whole, whole];
-    const reads: string[] = [];
-    let running: Config = parseConfig("", path, {});
-    const applied: string[] = [];
+  const path = "config.yaml";
+  /**
+   * A reloader of `path` in process, whose file reads as `read` says (undefined: the file cannot be read),
+   * started on `startText`; it records what it parsed, applied (the default user ids) and reported failed.
+   */
+  function inProcess(read: () => string | undefined, startText: string | undefined) {
+    const seen = { parsed: 0, applied: [] as string[], failures: [] as string[][] };
+    let running: Config = parseConfig(startText ?? "", path, {});
     const reloader = new ConfigReloader(
       {
         path,
         read: async () => {
-          const text = versions[Math.min(reads.length, versions.length - 1)]!;
-          reads.push(text);
+          const text = read();
+          if (text === undefined) throw new Error("ENOENT: no such file or directory");
           return text;
         },
-        parse: (text) => parseConfig(text, path, {}),
-        running: () => running,
-        apply: (next) => {
-          applied.push(next.routing.default_user_id);
-          running = next;
-          return [];
-        },
-        failed: () => {},
-        logger: createLogger({ format: "json", write: () => {} }),
-        watch: false,
-        settleMs: 1,
-      },
-      undefined,
-    );
-    await reloader.reload("SIGHUP");
-    expect(applied).toEqual(["whole"]);
-    expect(running.access.keys).toEqual(["a-strong-access-key-0123456789"]);
-    expect(reads.length).toBe(3);
-    reloader.stop();
-  });
-  test("a file that cannot be read is reported once; when it comes back, as it was, it is reloaded", async () => {
-    const path = "config.yaml";
-    const good = "user_id_mappings:\n  default_user_id: good\n";
-    let content: string | undefined = good;
-    const failures: string[][] = [];
-    const applied: string[] = [];
-    let running: Config = parseConfig(good, path, {});
-    const reloader = new ConfigReloader(
-      {
-        path,
-        read: async () => {
-          if (content === undefined) throw new Error("ENOENT: no such file or directory");
-          return content;
-        },
-        parse: (text) => parseConfig(text, path, {}),
-        running: () => running,
-        apply: (next) => {
-          applied.push(next.routing.default_user_id);
-          running = next;
-          return [];
-        },
-        failed: (problems) => failures.push(problems),
-        logger: createLogger({ format: "json", write: () => {} }),
-        watch: false,
-        settleMs: 1,
-      },
-      good,
-    );
-    content = undefined; // moved away: every event in the folder finds it missing
-    for (let i = 0; i < 3; i++) await reloader.reload("file changed");
-    expect(failures).toEqual([["config.yaml: ENOENT: no such file or directory"]]);
-    content = good; // back, as it was: applied, which replaces the failure /health shows
-    await reloader.reload("file changed");
-    expect(applied).toEqual(["good"]);
-    reloader.stop();
-  });
-
-  test("a file left broken or empty is tried once, not again at every event in its folder", async () => {
-    const path = "config.yaml";
-    const good = "user_id_mappings:\n  default_user_id: good\n";
-    let content = good;
-    let parsed = 0;
-    const failures: string[][] = [];
-    const applied: string[] = [];
-    let running: Config = parseConfig(good, path, {});
-    const reloader = new ConfigReloader(
-      {
-        path,
-        read: async () => content,
         parse: (text) => {
-          parsed++;
+          seen.parsed++;
           return parseConfig(text, path, {});
         },
         running: () => running,
         apply: (next) => {
-          applied.push(next.routing.default_user_id);
+          seen.applied.push(next.routing.default_user_id);
           running = next;
           return [];
         },
-        failed: (problems) => failures.push(problems),
+        failed: (problems) => seen.failures.push(problems),
         logger: createLogger({ format: "json", write: () => {} }),
         watch: false,
         settleMs: 1,
       },
-      good,
+      startText,
     );
+    return { reloader, seen, running: () => running };
+  }
+
+  test("a file still being written is applied only once it reads the same twice", async () => {
+    const whole = "user_id_mappings:\n  default_user_id: whole\nmemproxy:\n  access:\n    keys: [a-strong-access-key-0123456789]\n";
+    // What the file holds at each read: the writer has written only its start (valid YAML, without the
+    // keys), then the rest.
+    const versions = ["user_id_mappings:\n  default_user_id: partial\n", whole, whole];
+    let reads = 0;
+    const { reloader, seen, running } = inProcess(() => versions[Math.min(reads++, versions.length - 1)], undefined);
+    await reloader.reload("SIGHUP");
+    expect(seen.applied).toEqual(["whole"]);
+    expect(running().access.keys).toEqual(["a-strong-access-key-0123456789"]);
+    expect(reads).toBe(3);
+    reloader.stop();
+  });
+
+  const good = "user_id_mappings:\n  default_user_id: good\n";
+
+  test("a file that cannot be read is reported once; when it comes back, as it was, it is reloaded", async () => {
+    let content: string | undefined = good;
+    const { reloader, seen } = inProcess(() => content, good);
+    content = undefined; // moved away: every event in the folder finds it missing
+    for (let i = 0; i < 3; i++) await reloader.reload("file changed");
+    expect(seen.failures).toEqual([["config.yaml: ENOENT: no such file or directory"]]);
+    content = good; // back, as it was: applied, which replaces the failure /health shows
+    await reloader.reload("file changed");
+    expect(seen.applied).toEqual(["good"]);
+    reloader.stop();
+  });
+
+  test("a file left broken or empty is tried once, not again at every event in its folder", async () => {
+    let content = good;
+    const { reloader, seen } = inProcess(() => content, good);
     content = good + "memproxy: {forwrd: 1}\n";
     // The first event tries the broken file; the next ones (a log line written beside it) find it unchanged.
     for (let i = 0; i < 3; i++) await reloader.reload("file changed");
-    expect(failures).toEqual([[expect.stringContaining("memproxy.forwrd: unknown setting")]]);
-    expect(parsed).toBe(1);
+    expect(seen.failures).toEqual([[expect.stringContaining("memproxy.forwrd: unknown setting")]]);
+    expect(seen.parsed).toBe(1);
     content = "";
     for (let i = 0; i < 3; i++) await reloader.reload("file changed");
-    expect(failures).toHaveLength(2);
-    expect(failures[1]![0]).toContain("the file is empty");
+    expect(seen.failures).toHaveLength(2);
+    expect(seen.failures[1]![0]).toContain("the file is empty");
     // Put back as it was: reloaded, so the failure shown by /health is replaced by a success.
     content = good;
     await reloader.reload("file changed");
-    expect(applied).toEqual(["good"]);
+    expect(seen.applied).toEqual(["good"]);
     // SIGHUP tries the file whatever it holds.
     await reloader.reload("SIGHUP");
-    expect(applied).toEqual(["good", "good"]);
-    expect(failures).toHaveLength(2);
+    expect(seen.applied).toEqual(["good", "good"]);
+    expect(seen.failures).toHaveLength(2);
     reloader.stop();
   });
 });
