@@ -191,10 +191,15 @@ export class Exchange implements PoolObserver {
       this.bytesIn = body.byteLength;
       this.bufferedBody = body;
     } else {
-      // A streamed body belongs to the forward: observation never reads or tees it. Its size is what it announced.
+      // A streamed body belongs to the forward: observation never reads or tees it. Its size is what it
+      // announced, until requestBodyEnded() says what came.
       const announced = contentLength(this.headers);
       this.bytesIn = typeof announced === "number" ? announced : -1;
     }
+  }
+
+  requestBodyEnded(bytes: number): void {
+    this.bytesIn = bytes;
   }
 
   responseHead(status: number, headers: HeaderMap): void {

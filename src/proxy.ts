@@ -55,6 +55,8 @@ export type BodyOutcome = "complete" | "cancelled" | "failed";
 export interface ForwardObserver {
   /** The request body about to be sent: a buffer when it was read ahead, else the client's stream (not to be read). */
   requestBody(body: ReadableStream<Uint8Array> | Uint8Array): void;
+  /** A streamed request body is over (sent whole, or cut): the bytes that came from the client. */
+  requestBodyEnded(bytes: number): void;
   /** The backend's response head arrived: its status and headers. */
   responseHead(status: number, headers: HeaderMap): void;
   /** A response body chunk, already handed on to the client. */
@@ -91,13 +93,21 @@ class UploadStalled extends Error {
  * backend call. So does a client silent for `idleMs` (0: no limit) while the backend waits for more of the
  * body: the call's lifted idle timeout no longer guards the connection, and a client that sends part of a
  * body and stops must not hold the call until the first-byte timeout, which would blame the backend. Only a
- * read waiting on the client counts: a backend that stops reading is the first-byte timeout's to judge.
+ * read waiting on the client counts: a backend that stops reading is the first-byte timeout's to judge. The
+ * observer learns how many bytes came, however the body ends.
  */
-function uploadBody(body: ReadableStream<Uint8Array>, max: number | undefined, idleMs: number, upstream: AbortController) {
+function uploadBody(body: ReadableStream<Uint8Array>, max: number | undefined, idleMs: number, upstream: AbortController, observer: ForwardObserver | undefined) {
   let seen = 0;
+  let over = false;
+  const ended = () => {
+    if (over) return;
+    over = true;
+    observer?.requestBodyEnded(seen);
+  };
   const reader = body.getReader();
   const stalled = () => {
     const err = new UploadStalled(`the client sent no more of its body for ${idleMs} ms`);
+    ended();
     upstream.abort(err);
     reader.cancel(err).catch(() => {});
   };
@@ -107,22 +117,31 @@ function uploadBody(body: ReadableStream<Uint8Array>, max: number | undefined, i
       let next: Awaited<ReturnType<typeof reader.read>>;
       try {
         next = await reader.read();
+      } catch (err) {
+        ended(); // the client left in the middle of its body
+        throw err;
       } finally {
         clearTimeout(timer);
       }
       const { done, value } = next;
-      if (done) return controller.close();
-      if (max === undefined) return controller.enqueue(value);
+      if (done) {
+        ended();
+        return controller.close();
+      }
       seen += value.byteLength;
-      if (seen > max) {
+      if (max !== undefined && seen > max) {
         const err = new BodyTooLarge(max);
+        ended();
         upstream.abort(err);
         controller.error(err);
         return void reader.cancel(err).catch(() => {});
       }
       controller.enqueue(value);
     },
-    cancel: (reason) => reader.cancel(reason),
+    cancel: (reason) => {
+      ended();
+      return reader.cancel(reason);
+    },
   });
 }
 
@@ -151,7 +170,7 @@ export async function forward(req: Request, pathAndQuery: string, opts: ForwardO
   const upstream = new AbortController();
   const body = !requestHasBody(req.method)
     ? undefined
-    : (opts.body ?? (req.body ? uploadBody(req.body, opts.maxBodyBytes, opts.uploadIdleTimeoutMs ?? 0, upstream) : undefined));
+    : (opts.body ?? (req.body ? uploadBody(req.body, opts.maxBodyBytes, opts.uploadIdleTimeoutMs ?? 0, upstream, observer) : undefined));
   let settled = false;
   const settle = () => {
     if (settled) return;

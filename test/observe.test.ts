@@ -246,6 +246,23 @@ describe("the access line", () => {
     expect(b.received.at(-1)!.body.length).toBe(big.length);
   });
 
+  test("a body sent in chunks, without a length, is logged with the bytes that came", async () => {
+    await using b = startBackend();
+    await using p = startObserved(config(b.url));
+    const parts = ["a".repeat(1000), "b".repeat(2345)];
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        const part = parts.shift();
+        if (part === undefined) controller.close();
+        else controller.enqueue(new TextEncoder().encode(part));
+      },
+    });
+    const res = await fetch(p.url + "/v1/files", { method: "POST", body, headers: { "content-type": "application/octet-stream", "x-request-id": "chunked-upload" } });
+    await res.text();
+    expect(b.received[0]!.headers.get("content-length")).toBeNull();
+    expect(await p.accessLine("chunked-upload")).toMatchObject({ status: 200, bytes_in: 3345 });
+  });
+
   test("a client that leaves mid-stream is logged and counted as disconnected", async () => {
     const stream = manualStream();
     await using b = startBackend(() => new Response(stream.body, { headers: { "content-type": "text/event-stream" } }));
@@ -300,7 +317,8 @@ describe("the access line", () => {
         code: "request_timeout",
         message: "the client sent no more of its body for 1000 ms: memproxy stopped waiting for it",
       });
-      expect(await p.accessLine("stalled-upload")).toMatchObject({ status: 408, client_disconnected: false, error_code: "request_timeout" });
+      // What came, not what was announced.
+      expect(await p.accessLine("stalled-upload")).toMatchObject({ status: 408, client_disconnected: false, error_code: "request_timeout", bytes_in: 10 });
       expect(p.lines.filter((l) => l.msg === "backend marked down")).toEqual([]);
       const m = await p.scrape();
       for (const kind of ["connect", "timeout", "reset", "5xx"]) expect([kind, sampleValue(m, "memproxy_backend_errors_total", { kind })]).toEqual([kind, 0]);
