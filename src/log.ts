@@ -131,15 +131,22 @@ function pairs(fields: LogFields | undefined): string {
   if (!fields) return out;
   for (const [k, v] of Object.entries(fields)) {
     if (v === undefined) continue;
-    const s = typeof v === "string" ? v : JSON.stringify(v);
+    const s = oneLine(typeof v === "string" ? v : JSON.stringify(v));
     out += ` ${k}=${/[\s"=]/.test(s) ? JSON.stringify(s) : s}`;
   }
   return out;
 }
 
-/** Control characters (a line break, an escape sequence from a header) shown escaped, never written raw. */
+/**
+ * Control characters (a line break, an escape sequence from a header, C1 controls such as CSI and NEL), line
+ * and paragraph separators and the marks that reorder text (a right-to-left override) shown escaped, never
+ * written raw: a terminal or log viewer would act on them.
+ */
 function oneLine(s: string): string {
-  return s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  return s.replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => {
+    const code = c.charCodeAt(0);
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
+  });
 }
 
 function localTime(): string {

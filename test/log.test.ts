@@ -118,6 +118,16 @@ describe("journald lines", () => {
     expect(lines).toEqual(["<7>d\n", "<6>i a=1\n", "<4>w\n", "<3>e\\x0asecond line\n"]);
   });
 
+  test("fields from a request never carry raw control characters, C1 controls or text-reordering marks", () => {
+    for (const format of ["journal", "text"] as const) {
+      const { logger, lines } = capture({ format, color: false });
+      logger.warn("memory keeps failing", { user_id: "u", model: "m\x1b]0;PWNED\x07\x1b[2J", note: "c1\u009b31m\u0085bidi\u202egnp.exe\u2028" });
+      expect(lines[0]).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u202e]/);
+      expect(lines[0]).toContain("m\\x1b]0;PWNED\\x07\\x1b[2J");
+      expect(lines[0]).toContain("\\x9b31m\\x85bidi\\u202egnp.exe\\u2028");
+    }
+  });
+
   test("chosen when stdout is the journal stream systemd names in JOURNAL_STREAM", async () => {
     const dir = mkdtempSync(join(tmpdir(), "memproxy-log-"));
     try {
