@@ -18,7 +18,13 @@ import { usageParserFor, type UsageParser } from "./usage.ts";
 /** What the observation needs from the configuration. */
 export type ObservationConfig = Pick<Config, "source" | "routing" | "metrics">;
 
+/**
+ * The longest a client-chosen value is kept on the board and written to the log: a request line may be half a
+ * megabyte (Bun's limit), and 200 such requests on the board would hold 90 MB.
+ */
 const USER_AGENT_MAX = 256;
+const MODEL_MAX = 256;
+const PATH_MAX = 2048;
 /** Routes whose answers report token usage (model lists, count_tokens and other paths are not parsed). */
 const USAGE_ROUTES = new Set(
   (["/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/responses", "/v1/embeddings"] satisfies Route[]).map((r) => ROUTES.indexOf(r)),
@@ -291,14 +297,16 @@ export class Exchange implements PoolObserver {
       if (memory) metrics.memory(user, memory);
     }
     const ua = this.headers["user-agent"] ?? null;
-    const userAgent = ua && ua.length > USER_AGENT_MAX ? ua.slice(0, USER_AGENT_MAX) : ua;
+    const userAgent = ua && cut(ua, USER_AGENT_MAX);
+    const path = cut(this.path, PATH_MAX);
+    const shownModel = model === undefined ? null : cut(model, MODEL_MAX);
     const rule = d?.matched_pattern ? `${d.matched_pattern.header}: ${d.matched_pattern.pattern}` : undefined;
     if (board) {
       const finished: FinishedRequest = {
         id: this.id,
         at: this.at,
         method: this.req.method,
-        path: this.path,
+        path,
         status: this.status,
         duration_ms: ms(durationMs),
         ttfb_ms: ttfbMs === undefined ? null : ms(ttfbMs),
@@ -307,7 +315,7 @@ export class Exchange implements PoolObserver {
         rule: rule ?? null,
         tool: d?.tool ?? null,
         user_agent: userAgent,
-        model: model ?? null,
+        model: shownModel,
         input_tokens: usage?.inputTokens ?? null,
         output_tokens: usage?.outputTokens ?? null,
         bytes_in: this.bytesIn < 0 ? null : this.bytesIn,
@@ -323,14 +331,14 @@ export class Exchange implements PoolObserver {
     const fields: LogFields = {
       request_id: this.id,
       method: this.req.method,
-      path: this.path,
+      path,
       user_id: d?.user_id ?? null,
       decided_by: d?.decided_by ?? null,
       pattern: rule,
       tool: d?.tool ?? undefined,
       derived_from: d?.derived_from ?? undefined,
       user_agent: userAgent,
-      model: model ?? null,
+      model: shownModel,
       status: this.status,
       bytes_in: this.bytesIn < 0 ? null : this.bytesIn,
       bytes_out: this.bytesOut,
@@ -348,6 +356,11 @@ export class Exchange implements PoolObserver {
     };
     logger[level]("request", fields);
   }
+}
+
+/** `s` cut to `max` characters. */
+function cut(s: string, max: number): string {
+  return s.length > max ? s.slice(0, max) : s;
 }
 
 /** Milliseconds with one decimal. */

@@ -246,6 +246,20 @@ describe("the access line", () => {
     expect(b.received.at(-1)!.body.length).toBe(big.length);
   });
 
+  test("a path and a model of any length are kept and logged cut (2,048 and 256 characters)", async () => {
+    await using b = startBackend();
+    await using p = startObserved(config(b.url));
+    const path = "/v1/" + "p".repeat(10_000); // under the 16 KiB request head of an in-process Bun.serve
+    const model = "m".repeat(60_000);
+    const res = await fetch(p.url + path, { method: "POST", headers: { "content-type": "application/json", "x-request-id": "long-values" }, body: JSON.stringify({ model }) });
+    await res.text();
+    expect(b.received[0]!.path).toBe(path); // forwarded whole
+    const line = await p.accessLine("long-values");
+    expect(line.path).toBe(path.slice(0, 2048));
+    expect(line.model).toBe(model.slice(0, 256));
+    expect(p.raw.at(-1)!.length).toBeLessThan(4096);
+  });
+
   test("a body sent in chunks, without a length, is logged with the bytes that came", async () => {
     await using b = startBackend();
     await using p = startObserved(config(b.url));
