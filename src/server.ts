@@ -112,7 +112,7 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
     const url = req.url;
     const path = pathOf(url);
     const id = requestIdFor(headers);
-    const ctx = new Call(req, srv, id, url, path, headers, observation.begin(req, id, path, headers, isOwnPath(path, req.method, s)), idleSeconds);
+    const ctx = new Call(req, srv, id, url, path, headers, observation.begin(req, id, path, headers, isOwnPath(path, req.method, s)), idleSeconds, board);
     let res: Response | Promise<Response>;
     try {
       res = handle(req, s, ctx);
@@ -236,10 +236,12 @@ class Call implements RequestContext {
     readonly headers: HeaderMap,
     readonly tap: Exchange,
     private readonly idleSeconds: number,
+    private readonly board: StatusBoard,
   ) {}
 
+  /** Requests being served, without the status pages' event streams (they have a limit of their own). */
   get inFlight(): number {
-    return this.srv.pendingRequests;
+    return this.srv.pendingRequests - this.board.subscribers;
   }
 
   /**

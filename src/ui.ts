@@ -36,6 +36,11 @@ export const UI_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.free
 
 /** The rule tester's body may hold this many bytes of headers. */
 const EXPLAIN_MAX_BYTES = 16 * 1024;
+/**
+ * The most status pages open at once. Each holds a connection for as long as it is open, outside the limit on
+ * requests (memproxy.limits.max_concurrent_requests), which they must not use up.
+ */
+export const PAGE_STREAMS_MAX = 32;
 
 /** The page's handlers, and which of its paths need an access key. */
 export interface Ui {
@@ -91,6 +96,9 @@ export function createUi(board: StatusBoard, explain: (headers: HeaderMap) => un
           return json(board.snapshot());
         case UI_PATHS.events:
           if (req.method !== "GET") return notAllowed("GET");
+          if (board.subscribers >= PAGE_STREAMS_MAX) {
+            return uiError(503, "overloaded", `The status page is open in ${PAGE_STREAMS_MAX} places at once, its most; close one, or retry shortly`, { "retry-after": "5" });
+          }
           return new Response(board.subscribe(), {
             headers: {
               ...UI_SECURITY_HEADERS,

@@ -199,6 +199,23 @@ describe("limits and bad input", () => {
     expect(b.received).toHaveLength(2);
   });
 
+  test("open status pages do not use up max_concurrent_requests", async () => {
+    await using b = startBackend();
+    await using p = startProxy(limited(b.url, "    max_concurrent_requests: 2\n"));
+    const pages = [0, 1, 2].map(() => new AbortController());
+    try {
+      for (const page of pages) {
+        const res = await fetch(p.url + "/ui/api/events", { signal: page.signal });
+        await res.body!.getReader().read(); // its snapshot: the page is open
+      }
+      const res = await fetch(p.url + "/v1/chat/completions", { method: "POST", body: "{}" });
+      expect(res.status).toBe(200);
+      await res.text();
+    } finally {
+      for (const page of pages) page.abort();
+    }
+  });
+
   test("a client that sends its request byte by byte is served intact", async () => {
     await using b = startBackend();
     await using p = startProxy(`litellm_backend_url: ${b.url}\n`);

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { parseConfig } from "../src/config.ts";
 import { compileRouter } from "../src/router.ts";
 import { StatusBoard, type FinishedRequest } from "../src/status.ts";
-import { createUi, parseHeaderLines, UI_PATHS } from "../src/ui.ts";
+import { createUi, PAGE_STREAMS_MAX, parseHeaderLines, UI_PATHS } from "../src/ui.ts";
 import { readJson } from "./support/backend.ts";
 import { headerMap, type HeaderMap } from "../src/http.ts";
 
@@ -172,6 +172,32 @@ describe("GET /ui/api/events", () => {
     await board.idle(); // the server cancelled the body when the connection closed
     expect(board.subscribers).toBe(0);
     expect(board.timersRunning).toBe(false);
+  });
+
+  test(`at most ${PAGE_STREAMS_MAX} pages at once: the next gets 503 with Retry-After, until they close`, async () => {
+    const aborts: AbortController[] = [];
+    const open = async () => {
+      const abort = new AbortController();
+      const res = await fetch(base + UI_PATHS.events, { signal: abort.signal });
+      if (res.status === 200) {
+        aborts.push(abort);
+        await res.body!.getReader().read(); // its snapshot: it is subscribed
+      }
+      return res;
+    };
+    try {
+      for (let i = 0; i < PAGE_STREAMS_MAX; i++) expect((await open()).status).toBe(200);
+      const refused = await open();
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get("retry-after")).toBe("5");
+      expect((await readJson(refused)).error.code).toBe("overloaded");
+      for (const a of aborts.splice(0)) a.abort();
+      await board.idle();
+      expect((await open()).status).toBe(200);
+    } finally {
+      for (const a of aborts) a.abort();
+      await board.idle();
+    }
   });
 });
 
