@@ -130,9 +130,7 @@ export function handle(req: Request, s: State, ctx: RequestContext): Answer {
     );
   }
   if (ui.apiPaths.has(ctx.path)) {
-    // A page's event stream is open for as long as the page: no idle timeout cuts it.
-    if (ctx.path === UI_PATHS.events && req.method === "GET") ctx.liftIdleTimeout();
-    return stamped(ui.handle(req, ctx.path, ctx.headers)!, ctx);
+    return stamped(ui.handle(req, ctx.path, ctx.headers, () => ctx.liftIdleTimeout())!, ctx);
   }
   if (!own) return proxied(req, s, ctx);
   if (!own.methods.includes(req.method)) {

@@ -18,7 +18,7 @@ import { readFileSync } from "node:fs";
 import { chainOf, type ChainReport } from "./litellm-config.ts";
 import { memoryChainInfo, StatusBoard } from "./status.ts";
 import type { SupervisorStatus } from "./supervisor.ts";
-import { createUi } from "./ui.ts";
+import { createUi, type Ui } from "./ui.ts";
 import { VERSION } from "./version.ts";
 
 /** A running memproxy server. */
@@ -112,7 +112,7 @@ export function startServer(config: Config, options: ServerOptions = {}): Server
     const url = req.url;
     const path = pathOf(url);
     const id = requestIdFor(headers);
-    const ctx = new Call(req, srv, id, url, path, headers, observation.begin(req, id, path, headers, isOwnPath(path, req.method, s)), idleSeconds, board);
+    const ctx = new Call(req, srv, id, url, path, headers, observation.begin(req, id, path, headers, isOwnPath(path, req.method, s)), idleSeconds, ui);
     let res: Response | Promise<Response>;
     try {
       res = handle(req, s, ctx);
@@ -236,12 +236,12 @@ class Call implements RequestContext {
     readonly headers: HeaderMap,
     readonly tap: Exchange,
     private readonly idleSeconds: number,
-    private readonly board: StatusBoard,
+    private readonly ui: Ui,
   ) {}
 
   /** Requests being served, without the status pages' event streams (they have a limit of their own). */
   get inFlight(): number {
-    return this.srv.pendingRequests - this.board.subscribers;
+    return this.srv.pendingRequests - this.ui.openPages;
   }
 
   /**

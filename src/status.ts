@@ -361,9 +361,10 @@ export class StatusBoard {
   /**
    * An event stream (Server-Sent Events) for one page: a "snapshot" event, then "requests" events
    * (arrays, oldest first) every batch, "state" events when the state changed, and a heartbeat
-   * comment when nothing else was sent for a while. Cancelling the stream unsubscribes at once.
+   * comment when nothing else was sent for a while. Cancelling the stream unsubscribes at once, and calls
+   * `onCancel`.
    */
-  subscribe(): ReadableStream<Uint8Array> {
+  subscribe(onCancel?: () => void): ReadableStream<Uint8Array> {
     let sub: Subscriber | undefined;
     return new ReadableStream<Uint8Array>(
       {
@@ -376,6 +377,7 @@ export class StatusBoard {
         },
         cancel: () => {
           if (sub) this.drop(sub);
+          onCancel?.();
         },
       },
       new ByteLengthQueuingStrategy({ highWaterMark: 64 * 1024 }),

@@ -49,8 +49,11 @@ export interface Ui {
    * than GET: that request is proxied as before, e.g. a client's HEAD / probe).
    * @param path the request's path without its query.
    * @param headers the request's headers (http.ts headerMap).
+   * @param liftIdleTimeout lifts the connection's idle timeout: a page's event stream is open for as long as the page.
    */
-  handle(req: Request, path: string, headers: HeaderMap): Response | Promise<Response> | undefined;
+  handle(req: Request, path: string, headers: HeaderMap, liftIdleTimeout?: () => unknown): Response | Promise<Response> | undefined;
+  /** Page event streams whose connections are open: counted until the connection closes, not only while subscribed. */
+  readonly openPages: number;
   /** The shell, script, style and icon: served without a key (they hold no data). */
   readonly publicPaths: ReadonlySet<string>;
   /** The data: served only with an access key when keys are configured. */
@@ -80,10 +83,36 @@ const ASSETS: Record<string, Asset> = {
 export function createUi(board: StatusBoard, explain: (headers: HeaderMap) => unknown): Ui {
   const publicPaths = new Set<string>(Object.keys(ASSETS));
   const apiPaths = new Set<string>([UI_PATHS.state, UI_PATHS.events, UI_PATHS.explain]);
+  let openPages = 0;
+  /**
+   * A page's event stream. A page counts until its connection closes (the request's signal) or its stream is
+   * cancelled (the page left): one the board dropped for not reading keeps its socket, and its slot, until then.
+   */
+  const pageStream = (req: Request, liftIdleTimeout: (() => unknown) | undefined): Response => {
+    openPages++;
+    let counted = true;
+    const release = () => {
+      if (counted) openPages--;
+      counted = false;
+    };
+    req.signal.addEventListener("abort", release, { once: true });
+    liftIdleTimeout?.();
+    return new Response(board.subscribe(release), {
+      headers: {
+        ...UI_SECURITY_HEADERS,
+        "content-type": "text/event-stream; charset=utf-8",
+        // A reverse proxy in front (nginx) must pass events on as they come.
+        "x-accel-buffering": "no",
+      },
+    });
+  };
   return {
+    get openPages() {
+      return openPages;
+    },
     publicPaths,
     apiPaths,
-    handle(req, path, headers) {
+    handle(req, path, headers, liftIdleTimeout) {
       const asset = ASSETS[path];
       if (asset !== undefined) {
         if (path === UI_PATHS.root && req.method !== "GET") return undefined;
@@ -96,17 +125,10 @@ export function createUi(board: StatusBoard, explain: (headers: HeaderMap) => un
           return json(board.snapshot());
         case UI_PATHS.events:
           if (req.method !== "GET") return notAllowed("GET");
-          if (board.subscribers >= PAGE_STREAMS_MAX) {
+          if (openPages >= PAGE_STREAMS_MAX) {
             return uiError(503, "overloaded", `The status page is open in ${PAGE_STREAMS_MAX} places at once, its most; close one, or retry shortly`, { "retry-after": "5" });
           }
-          return new Response(board.subscribe(), {
-            headers: {
-              ...UI_SECURITY_HEADERS,
-              "content-type": "text/event-stream; charset=utf-8",
-              // A reverse proxy in front (nginx) must pass events on as they come.
-              "x-accel-buffering": "no",
-            },
-          });
+          return pageStream(req, liftIdleTimeout);
         case UI_PATHS.explain:
           if (req.method !== "POST") return notAllowed("POST");
           return explainResponse(req, headers, explain);
