@@ -220,6 +220,8 @@ interface Subscriber {
   controller: ReadableStreamDefaultController<Uint8Array>;
   /** How many of the pending batch's records its snapshot already held. */
   skip: number;
+  /** Called if the board drops it for not reading. */
+  onDropped?: () => void;
 }
 
 /** A User-Agent's first product and its version. */
@@ -362,15 +364,15 @@ export class StatusBoard {
    * An event stream (Server-Sent Events) for one page: a "snapshot" event, then "requests" events
    * (arrays, oldest first) every batch, "state" events when the state changed, and a heartbeat
    * comment when nothing else was sent for a while. Cancelling the stream unsubscribes at once, and calls
-   * `onCancel`.
+   * `onCancel`; a subscriber that stops reading is dropped (its stream errored), and `onDropped` called.
    */
-  subscribe(onCancel?: () => void): ReadableStream<Uint8Array> {
+  subscribe(onCancel?: () => void, onDropped?: () => void): ReadableStream<Uint8Array> {
     let sub: Subscriber | undefined;
     return new ReadableStream<Uint8Array>(
       {
         start: (controller) => {
           if (this.closed) return controller.close();
-          sub = { controller, skip: this.pending.length };
+          sub = { controller, skip: this.pending.length, onDropped };
           this.subs.add(sub);
           controller.enqueue(encoder.encode(`event: snapshot\ndata: ${JSON.stringify(this.snapshot())}\n\n`));
           this.ticker ??= setInterval(() => this.tick(), this.o.stateMs);
@@ -629,6 +631,7 @@ export class StatusBoard {
       if ((sub.controller.desiredSize ?? 0) < -this.o.maxQueuedBytes) {
         this.drop(sub);
         sub.controller.error(new Error("status page subscriber too slow: dropped"));
+        sub.onDropped?.();
       }
     } catch {
       this.drop(sub);

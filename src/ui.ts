@@ -51,7 +51,7 @@ export interface Ui {
    * @param headers the request's headers (http.ts headerMap).
    * @param liftIdleTimeout lifts the connection's idle timeout: a page's event stream is open for as long as the page.
    */
-  handle(req: Request, path: string, headers: HeaderMap, liftIdleTimeout?: () => unknown): Response | Promise<Response> | undefined;
+  handle(req: Request, path: string, headers: HeaderMap, liftIdleTimeout?: () => () => void): Response | Promise<Response> | undefined;
   /** Page event streams whose connections are open: counted until the connection closes, not only while subscribed. */
   readonly openPages: number;
   /** The shell, script, style and icon: served without a key (they hold no data). */
@@ -88,7 +88,7 @@ export function createUi(board: StatusBoard, explain: (headers: HeaderMap) => un
    * A page's event stream. A page counts until its connection closes (the request's signal) or its stream is
    * cancelled (the page left): one the board dropped for not reading keeps its socket, and its slot, until then.
    */
-  const pageStream = (req: Request, liftIdleTimeout: (() => unknown) | undefined): Response => {
+  const pageStream = (req: Request, liftIdleTimeout: (() => () => void) | undefined): Response => {
     openPages++;
     let counted = true;
     const release = () => {
@@ -96,8 +96,10 @@ export function createUi(board: StatusBoard, explain: (headers: HeaderMap) => un
       counted = false;
     };
     req.signal.addEventListener("abort", release, { once: true });
-    liftIdleTimeout?.();
-    return new Response(board.subscribe(release), {
+    // A page the board drops for not reading gets its idle timeout back: its writes are stuck, so Bun closes
+    // the connection once the timeout runs out (it cannot be closed directly), which frees its slot.
+    const restore = liftIdleTimeout?.();
+    return new Response(board.subscribe(release, restore), {
       headers: {
         ...UI_SECURITY_HEADERS,
         "content-type": "text/event-stream; charset=utf-8",

@@ -297,10 +297,11 @@ describe("event stream", () => {
     expect(board.timersRunning).toBe(false);
   });
 
-  test("a subscriber that does not read is dropped once its queue passes the bound; the others go on", async () => {
+  test("a subscriber that does not read is dropped once its queue passes the bound, and told; the others go on", async () => {
     const board = new StatusBoard({}, { maxQueuedBytes: 16 * 1024, batchMs: 1 });
-    const slow = board.subscribe().getReader(); // never read after this
-    const fast = reader(board.subscribe());
+    const dropped: string[] = [];
+    const slow = board.subscribe(undefined, () => dropped.push("slow")).getReader(); // never read after this
+    const fast = reader(board.subscribe(undefined, () => dropped.push("fast")));
     await fast.next();
     const big = "x".repeat(250);
     let round = 0;
@@ -311,6 +312,7 @@ describe("event stream", () => {
     }
     expect(board.subscribers).toBe(1);
     expect(round).toBeGreaterThan(0);
+    expect(dropped).toEqual(["slow"]);
     expect(slow.read()).rejects.toThrow(/too slow/);
     board.record(req({ id: "still-flowing" }));
     expect((await fast.nextOf("requests")).data.map((r: FinishedRequest) => r.id)).toEqual(["still-flowing"]);
